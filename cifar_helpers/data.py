@@ -1,0 +1,291 @@
+"""CIFAR-10 loading from Keras, a local folder or the shipped sample; safe parsing; splits; tf.data."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import socket
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from .errors import DataError, DownloadUnavailableError
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
+               "dog", "frog", "horse", "ship", "truck")
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SHAPE = (32, 32, 3)
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+SAMPLE_PATH = Path(__file__).parent / "sample_data" / "cifar10_sample.npz"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+MAX_BATCH_BYTES = 256 * 2**20  # a real batch is ~30 MB; refuse absurd files before reading
+# Exactly what a pickled uint8 NumPy array needs (numpy<2 and numpy>=2 spellings), as Keras does.
+ALLOWED_PICKLE_GLOBALS = frozenset({
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+})
+
+
+class FallbackWarning(UserWarning):
+    """Shown when the requested source is unavailable and the shipped sample is used instead."""
+
+
+class CifarData(NamedTuple):
+    """Images as uint8 (N, 32, 32, 3), integer labels (N,), class names and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+    @property
+    def train(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.x_train, self.y_train
+
+    @property
+    def test(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.x_test, self.y_test
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that refuses every global except those needed to rebuild a NumPy array."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in ALLOWED_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+
+
+def _unpickle(path: Path) -> dict:
+    """Read one pickle file safely into a dict with str keys; any failure is a DataError."""
+    try:
+        if path.stat().st_size > MAX_BATCH_BYTES:
+            raise DataError(f"{path}: file is larger than any CIFAR-10 batch")
+        with open(path, "rb") as handle:
+            content = _RestrictedUnpickler(handle, encoding="bytes").load()
+    except DataError:
+        raise
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    except Exception as exc:  # pickle can raise nearly any type on corrupt input
+        raise DataError(f"{path}: not a valid CIFAR-10 pickle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(content, dict):
+        raise DataError(f"{path}: expected a dict, found {type(content).__name__}")
+    try:
+        return {k.decode("utf-8") if isinstance(k, bytes) else k: v for k, v in content.items()}
+    except (UnicodeDecodeError, AttributeError):
+        raise DataError(f"{path}: dictionary keys are not text") from None
+
+
+def _as_labels(raw: object, path: Path) -> np.ndarray:
+    """Validate labels: a flat sequence of integers in [0, 9]."""
+    if isinstance(raw, np.ndarray):
+        labels = raw
+    elif isinstance(raw, (list, tuple)) and all(type(v) is int for v in raw):
+        labels = np.array(raw, dtype=np.int64)
+    else:
+        raise DataError(f"{path}: 'labels' must be a list of integers")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{path}: 'labels' must be a flat integer array, got {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DataError(f"{path}: labels out of range 0..{NUM_CLASSES - 1} "
+                        f"(found {labels.min()}..{labels.max()})")
+    return labels.astype(np.int64)
+
+
+def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Parse one canonical batch file into uint8 images (N, 32, 32, 3) and labels (N,)."""
+    path = Path(path)
+    content = _unpickle(path)
+    for key in ("data", "labels"):
+        if key not in content:
+            raise DataError(f"{path}: missing key {key!r}")
+    data = content["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise DataError(f"{path}: 'data' must be a uint8 array")
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] == 0:
+        raise DataError(f"{path}: 'data' must have shape (N, 3072) with N > 0, got {data.shape}")
+    labels = _as_labels(content["labels"], path)
+    if len(labels) != len(data):
+        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels
+
+
+def read_meta(path: str | os.PathLike) -> tuple[tuple[str, ...], int | None]:
+    """Parse `batches.meta`: the ten class names and the declared images per batch."""
+    path = Path(path)
+    content = _unpickle(path)
+    names = content.get("label_names")
+    if not isinstance(names, list) or len(names) != NUM_CLASSES:
+        raise DataError(f"{path}: 'label_names' must list {NUM_CLASSES} class names")
+    try:
+        names = tuple(n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: class names are not UTF-8 text") from None
+    per_batch = content.get("num_cases_per_batch")
+    if per_batch is not None and (type(per_batch) is not int or per_batch <= 0):
+        raise DataError(f"{path}: 'num_cases_per_batch' must be a positive integer")
+    return names, per_batch
+
+
+def load_batches_dir(directory: str | os.PathLike, source: str | None = None) -> CifarData:
+    """Load a folder in the canonical `cifar-10-batches-py` layout, validating every file."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: not a directory (expected the cifar-10-batches-py layout)")
+    names, per_batch = read_meta(directory / "batches.meta")
+    parts = [read_batch(directory / name) for name in TRAIN_BATCHES + ("test_batch",)]
+    for name, (images, _) in zip(TRAIN_BATCHES + ("test_batch",), parts):
+        if per_batch is not None and len(images) != per_batch:
+            raise DataError(f"{directory / name}: {len(images)} images, "
+                            f"but batches.meta declares {per_batch} per batch")
+    x_train = np.concatenate([p[0] for p in parts[:-1]])
+    y_train = np.concatenate([p[1] for p in parts[:-1]])
+    x_test, y_test = parts[-1]
+    return CifarData(x_train, y_train, x_test, y_test, names, source or f"dir:{directory}")
+
+
+def _validate_arrays(x: np.ndarray, y: np.ndarray, origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check images/labels that did not come through `read_batch` (sample file, Keras)."""
+    y = np.asarray(y).reshape(-1)
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"{origin}: images must be uint8 (N, 32, 32, 3), got {x.dtype} {x.shape}")
+    if len(y) != len(x):
+        raise DataError(f"{origin}: {len(x)} images but {len(y)} labels")
+    return x, _as_labels(y, Path(origin))
+
+
+def load_sample(path: str | os.PathLike = SAMPLE_PATH) -> CifarData:
+    """Load the small balanced real CIFAR-10 sample shipped with the package (no pickle allowed)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the CIFAR-10 sample ({exc})") from None
+    x_train, y_train = _validate_arrays(arrays["x_train"], arrays["y_train"], str(path))
+    x_test, y_test = _validate_arrays(arrays["x_test"], arrays["y_test"], str(path))
+    return CifarData(x_train, y_train, x_test, y_test, CLASS_NAMES, "sample")
+
+
+def keras_home() -> Path:
+    """The folder where the installed Keras caches downloads (KERAS_HOME or ~/.keras)."""
+    try:
+        from keras.src.backend.config import keras_home as installed_keras_home
+        return Path(installed_keras_home()).expanduser()
+    except ImportError:  # a Keras without this private accessor: mirror its documented default
+        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+
+
+def keras_cifar10_dir() -> Path:
+    """Where `keras.datasets.cifar10.load_data()` leaves the extracted batches."""
+    return keras_home() / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py"
+
+
+def check_reachable(url: str, timeout: float) -> None:
+    """Raise DownloadUnavailableError unless `url` answers within `timeout` seconds."""
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadUnavailableError(f"cannot reach {url} ({reason})") from None
+
+
+@contextlib.contextmanager
+def socket_timeout(seconds: float) -> Iterator[None]:
+    """Give every socket opened inside the block a timeout, so a stalled download cannot hang."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_from_keras(timeout: float = 15.0) -> CifarData:
+    """Use the Keras cache if present, else download with `keras.datasets.cifar10.load_data()`."""
+    cached = keras_cifar10_dir()
+    if (cached / "test_batch").exists():
+        return load_batches_dir(cached, source=f"keras-cache:{cached}")
+    check_reachable(CIFAR10_URL, timeout)
+    import keras
+
+    try:
+        with socket_timeout(timeout):
+            (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    except Exception as exc:  # Keras wraps network failures in a bare Exception
+        raise DownloadUnavailableError(f"downloading CIFAR-10 failed ({exc})") from None
+    x_train, y_train = _validate_arrays(x_train, y_train, "keras.datasets.cifar10")
+    x_test, y_test = _validate_arrays(x_test, y_test, "keras.datasets.cifar10")
+    return CifarData(x_train, y_train, x_test, y_test, CLASS_NAMES, "keras")
+
+
+def load_cifar10(source: str = "auto", timeout: float = 15.0) -> CifarData:
+    """Load CIFAR-10 from 'keras', 'sample', a folder path, or 'auto' (Keras, else the sample)."""
+    if source == "sample":
+        return load_sample()
+    if source == "keras":
+        try:
+            return load_from_keras(timeout)
+        except DownloadUnavailableError as exc:
+            raise DownloadUnavailableError(
+                f"{exc}. Offline? Use --data sample (CIFAR_DATA=sample), or put the extracted "
+                f"cifar-10-batches-py folder at {keras_cifar10_dir()} or pass its path") from None
+    if source == "auto":
+        try:
+            return load_from_keras(timeout)
+        except DownloadUnavailableError as exc:
+            warnings.warn(f"CIFAR-10 download unavailable ({exc}); using the small shipped sample "
+                          "instead. Results on it are NOT comparable to full CIFAR-10.",
+                          FallbackWarning, stacklevel=2)
+            sample = load_sample()
+            return sample._replace(source="sample (fallback: download unavailable)")
+    return load_batches_dir(source)
+
+
+def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Keep `n` images with the class balance of `y` (all of them when n is 0 or too large)."""
+    if n <= 0 or n >= len(y):
+        return x, y
+    from sklearn.model_selection import train_test_split
+
+    x_keep, _, y_keep, _ = train_test_split(x, y, train_size=n, stratify=y, random_state=seed)
+    return x_keep, y_keep
+
+
+def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
+    """Stratified, seeded split into (x_train, y_train), (x_val, y_val)."""
+    from sklearn.model_selection import train_test_split
+
+    x_tr, x_val, y_tr, y_val = train_test_split(
+        x, y, test_size=val_fraction, stratify=y, random_state=seed)
+    return (x_tr, y_tr), (x_val, y_val)
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffle: bool = False,
+                 seed: int = 0, num_classes: int = NUM_CLASSES):
+    """tf.data pipeline: uint8 images -> float32 batches (+ one-hot labels when given), prefetched."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if y is None:
+        ds = ds.map(lambda images: tf.cast(images, tf.float32))
+    else:
+        ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32),
+                                            tf.one_hot(labels, num_classes)))
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,29 @@
+"""The project's error types: one base class the CLI turns into a one-line message."""
+
+
+class CifarHelpersError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ConfigError(CifarHelpersError):
+    """A profile, environment variable or command-line value is invalid."""
+
+
+class DataError(CifarHelpersError):
+    """A CIFAR-10 file or directory is missing, unreadable, malformed or unsafe."""
+
+
+class DownloadUnavailableError(DataError):
+    """A download could not be reached (offline, blocked or timed out)."""
+
+
+class WeightsError(CifarHelpersError):
+    """Requested model weights cannot be obtained or loaded."""
+
+
+class OutputError(CifarHelpersError):
+    """The output folder cannot be created or written."""
+
+
+class TrainingError(CifarHelpersError):
+    """Training diverged (NaN or infinite loss) or cannot continue."""

@@ -1,0 +1,138 @@
+"""The seed model: ResNet50 (ImageNet) base + small dense head, and the freezing rules of each phase."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import keras
+
+from .data import IMAGE_SHAPE, NUM_CLASSES, check_reachable, keras_home, socket_timeout
+from .errors import DownloadUnavailableError, WeightsError
+
+HEAD_LAYER_NAMES = ("head_pool", "head_dense_128", "head_dense_64", "predictions")
+NON_BASE_LAYER_NAMES = ("image", "preprocess") + HEAD_LAYER_NAMES
+IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+                      + IMAGENET_NOTOP_FILE)
+
+
+class WeightsFallbackWarning(UserWarning):
+    """Shown when `weights='auto'` cannot get ImageNet weights and starts from random ones."""
+
+
+@keras.saving.register_keras_serializable(package="cifar_helpers")
+class ResNet50Preprocess(keras.layers.Layer):
+    """`resnet50.preprocess_input` as a saveable layer (RGB->BGR, minus ImageNet means, no scaling).
+
+    A registered layer rather than `Lambda`, because Keras safe mode refuses to load `Lambda`.
+    """
+
+    def call(self, inputs):
+        return keras.applications.resnet50.preprocess_input(keras.ops.cast(inputs, "float32"))
+
+
+def imagenet_weights_cache_path() -> Path:
+    """Where the installed Keras looks for (and saves) the ResNet50 no-top ImageNet weights."""
+    return keras_home() / "models" / IMAGENET_NOTOP_FILE
+
+
+def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
+    """Turn 'auto' | 'imagenet' | 'none' | PATH into (argument for ResNet50, what was used)."""
+    spec = "none" if spec is None else str(spec)
+    if spec.lower() == "none":
+        return None, "none (random initialisation)"
+    if spec.lower() == "imagenet":
+        if not imagenet_weights_cache_path().exists():
+            try:
+                check_reachable(IMAGENET_NOTOP_URL, timeout)
+            except DownloadUnavailableError as exc:
+                raise WeightsError(
+                    f"ImageNet weights unavailable: {exc}. Download {IMAGENET_NOTOP_URL} elsewhere "
+                    f"and place it at {imagenet_weights_cache_path()}, or pass --weights PATH, "
+                    "or --weights none to train from random initialisation") from None
+        return "imagenet", "imagenet"
+    if spec.lower() == "auto":
+        try:
+            return resolve_weights("imagenet", timeout)
+        except WeightsError as exc:
+            warnings.warn(f"{exc}. Continuing WITHOUT pretrained weights: this is not transfer "
+                          "learning and accuracy will be far lower.", WeightsFallbackWarning,
+                          stacklevel=2)
+            return None, "none (fallback: ImageNet weights unavailable)"
+    if not os.path.isfile(spec):
+        raise WeightsError(f"weights file not found: {spec}")
+    return spec, f"file:{spec}"
+
+
+def build_model(weights: str | None = "imagenet", input_shape: tuple[int, int, int] = IMAGE_SHAPE,
+                num_classes: int = NUM_CLASSES, timeout: float = 15.0) -> keras.Model:
+    """The seed architecture; ResNet50 layers sit directly in the model, reachable for Grad-CAM."""
+    weights_arg, _ = resolve_weights(weights, timeout)
+    inputs = keras.Input(shape=input_shape, name="image")
+    preprocessed = ResNet50Preprocess(name="preprocess")(inputs)
+    try:
+        with socket_timeout(timeout):
+            base = keras.applications.ResNet50(include_top=False, weights=weights_arg,
+                                               input_tensor=preprocessed)
+    except Exception as exc:  # download failures surface as bare Exception, bad files as ValueError
+        raise WeightsError(f"could not load ResNet50 weights {weights!r}: {exc}") from None
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(base.output)
+    x = keras.layers.Dense(128, activation="relu", name="head_dense_128")(x)
+    x = keras.layers.Dense(64, activation="relu", name="head_dense_64")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
+                                 dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="resnet50_cifar10")
+
+
+def base_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The ResNet50 layers of a model made by `build_model` (everything but input, preprocessing, head)."""
+    return [layer for layer in model.layers if layer.name not in NON_BASE_LAYER_NAMES]
+
+
+def head_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The dense head trained in phase 1."""
+    return [model.get_layer(name) for name in HEAD_LAYER_NAMES]
+
+
+def freeze_base(model: keras.Model) -> None:
+    """Phase 1: nothing in ResNet50 trains; only the head's 271,178 weights do."""
+    for layer in base_layers(model):
+        layer.trainable = False
+
+
+def unfreeze_base(model: keras.Model) -> None:
+    """Phase 2: every ResNet50 layer trains except BatchNormalization, which stays frozen.
+
+    A frozen BatchNormalization layer runs in inference mode in Keras 3: it normalises with its
+    ImageNet moving statistics and never updates them. Calling the base with `training=False`
+    is not enough here: during `fit` the moving statistics still change (checked on Keras 3.15).
+    """
+    for layer in base_layers(model):
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def count_params(weights: list) -> int:
+    """Number of scalars in a list of variables."""
+    return int(sum(int(keras.ops.size(w)) for w in weights))
+
+
+def trainable_count(model: keras.Model) -> int:
+    """How many parameters the optimizer would update."""
+    return count_params(model.trainable_weights)
+
+
+def save_for_inference(model: keras.Model, path: str | os.PathLike) -> None:
+    """Save architecture and weights without the optimizer state (a third of the size)."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.save(path)
+
+
+def load_trained_model(path: str | os.PathLike) -> keras.Model:
+    """Load a `.keras` file in safe mode; a foreign or tampered file raises WeightsError."""
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for bad archives
+        raise WeightsError(f"{path}: cannot load model safely ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,206 @@
+"""The whole seed study as one function: data, model, two phases, evaluation, files in `out`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import Config
+from .errors import OutputError
+
+ARTIFACTS = ("model.keras", "best.weights.h5", "training_log.csv", "history.png", "confusion.png",
+             "report.md")
+RESULT_MARKER = "metrics.json"  # written last: its presence means the run finished
+
+
+def prepare_output(out: str | Path) -> Path:
+    """Create `out` and an empty staging folder inside it, failing early if it is not writable."""
+    out = Path(out)
+    staging = out / ".partial"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        (staging / ".write-test").write_text("ok")
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
+    return staging
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move finished files from staging into `out`, the result marker last, each by atomic rename."""
+    (out / RESULT_MARKER).unlink(missing_ok=True)
+    for name in ARTIFACTS + (RESULT_MARKER,):
+        if (staging / name).exists():
+            (staging / name).replace(out / name)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide what a run computes, for metrics.json."""
+    import keras
+    import matplotlib
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "matplotlib": matplotlib.__version__,
+            "platform": platform.platform(), "machine": platform.machine()}
+
+
+def prepare_data(config: Config):
+    """Load, subset and split the data as the configuration says."""
+    from .data import load_cifar10, stratified_subset, train_val_split
+
+    data = load_cifar10(config.data, timeout=config.download_timeout)
+    x, y = stratified_subset(data.x_train, data.y_train, config.train_limit, config.seed)
+    x_test, y_test = stratified_subset(data.x_test, data.y_test, config.test_limit, config.seed)
+    train, val = train_val_split(x, y, config.val_fraction, config.seed)
+    return data, train, val, (x_test, y_test)
+
+
+def _recorded_warnings(caught: list) -> list[str]:
+    """Print captured warnings loudly on stderr and return their texts for metrics.json."""
+    texts = [str(w.message) for w in caught]
+    for text in texts:
+        print(f"\nWARNING: {text}\n", file=sys.stderr, flush=True)
+    return texts
+
+
+def _phase_record(history, seconds: float, train_images: int) -> dict:
+    epochs = len(history.epoch)
+    return {"epochs": epochs, "seconds": round(seconds, 2),
+            "images_per_second": round(train_images * epochs / seconds, 1) if seconds else None,
+            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()}}
+
+
+def _load_inputs(config: Config):
+    """Data and weights, with fallback warnings shown loudly and kept for metrics.json."""
+    from .data import FallbackWarning
+    from .model import WeightsFallbackWarning, resolve_weights
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FallbackWarning)
+        warnings.simplefilter("always", WeightsFallbackWarning)
+        data, train, val, test = prepare_data(config)
+        weights_arg, weights_used = resolve_weights(config.weights, config.download_timeout)
+    ours = [w for w in caught if issubclass(w.category, (FallbackWarning, WeightsFallbackWarning))]
+    for other in caught:
+        if other not in ours:
+            warnings.showwarning(other.message, other.category, other.filename, other.lineno)
+    return data, train, val, test, weights_arg, weights_used, _recorded_warnings(ours)
+
+
+def _train_both_phases(model, train, val, config: Config, staging: Path, log, verbose) -> dict:
+    """Phase 1 then phase 2 with shared callbacks; returns per-phase (history, seconds, trainable)."""
+    from .data import make_dataset
+    from .model import trainable_count
+    from .training import fine_tune, standard_callbacks, train_head
+
+    train_ds = make_dataset(*train, config.batch_size, shuffle=True, seed=config.seed)
+    val_ds = make_dataset(*val, config.batch_size)
+    callbacks = standard_callbacks(staging, config.early_stopping_patience)
+    phases = {}
+    for name, runner, what in (("head", train_head, "head on the frozen base"),
+                               ("finetune", fine_tune, "everything but BatchNorm, low LR")):
+        log(f"\n== Phase {len(phases) + 1}: training {what} ==")
+        start = time.perf_counter()
+        history = runner(model, train_ds, val_ds, config, callbacks, verbose=verbose)
+        phases[name] = (history, time.perf_counter() - start, trainable_count(model))
+    return phases
+
+
+def build_metrics(config: Config, data, sizes: dict, weights_used: str, notices: list[str],
+                  phases: dict, evaluation, seconds: float) -> dict:
+    """The content of metrics.json."""
+    from .training import merge_histories
+
+    return {
+        "profile": config.profile,
+        "test_accuracy": evaluation.accuracy,
+        "per_class_accuracy": evaluation.per_class_accuracy,
+        "most_confused": [list(pair) for pair in evaluation.most_confused],
+        "data": {"requested": config.data, "used": data.source, **sizes},
+        "weights": {"requested": config.weights, "used": weights_used},
+        "warnings": notices,
+        "phases": {name: {**_phase_record(history, secs, sizes["train_images"]),
+                          "trainable_params": trainable}
+                   for name, (history, secs, trainable) in phases.items()},
+        "history": merge_histories({name: p[0] for name, p in phases.items()}),
+        "total_seconds": round(seconds, 2),
+        "config": dataclasses.asdict(config),
+        "versions": library_versions(),
+    }
+
+
+def render_report(metrics: dict, evaluation) -> str:
+    """A short Markdown report of one run."""
+    rows = "\n".join(f"| {name} | {acc:.3f} |" for name, acc in evaluation.per_class_accuracy.items())
+    pairs = "\n".join(f"- {t} → {p}: {n}" for t, p, n in evaluation.most_confused) or "- none"
+    notes = "\n".join(f"> **Warning:** {w}" for w in metrics["warnings"])
+    return (f"# CIFAR-10 transfer-learning run ({metrics['profile']} profile)\n\n{notes}\n\n"
+            f"- Data: {metrics['data']['used']} ({metrics['data']['train_images']} train, "
+            f"{metrics['data']['val_images']} validation, {metrics['data']['test_images']} test)\n"
+            f"- Weights: {metrics['weights']['used']}\n"
+            f"- Test accuracy: **{metrics['test_accuracy']:.4f}**\n"
+            f"- Time: {metrics['total_seconds']:.0f} s on {metrics['versions']['platform']}\n\n"
+            f"## Per-class accuracy\n\n| class | accuracy |\n|---|---|\n{rows}\n\n"
+            f"## Most-confused pairs (true → predicted: count)\n\n{pairs}\n\n"
+            f"## Classification report\n\n```\n{evaluation.report}\n```\n\n"
+            "![history](history.png)\n\n![confusion](confusion.png)\n")
+
+
+def write_artifacts(staging: Path, model, metrics: dict, evaluation, class_names) -> None:
+    """Save model, figures, report and metrics.json (last) into the staging folder."""
+    from .model import save_for_inference
+    from .plots import plot_confusion, plot_history, save_figure
+
+    try:
+        save_for_inference(model, staging / "model.keras")
+        save_figure(plot_history(metrics["history"]), staging / "history.png")
+        save_figure(plot_confusion(evaluation.confusion, class_names), staging / "confusion.png")
+        (staging / "report.md").write_text(render_report(metrics, evaluation), encoding="utf-8")
+        (staging / RESULT_MARKER).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"could not write results to {staging.parent}: "
+                          f"{exc.strerror or exc}") from None
+
+
+def run_study(config: Config, log: Callable[[str], None] = print, verbose="auto") -> dict:
+    """Run the two-phase study and write its results to `config.out`; returns metrics.json's content."""
+    import keras
+
+    from .evaluation import evaluate
+    from .model import build_model
+
+    out = Path(config.out)
+    staging = prepare_output(out)
+    try:
+        started = time.perf_counter()
+        keras.utils.set_random_seed(config.seed)
+        data, train, val, test, weights_arg, weights_used, notices = _load_inputs(config)
+        sizes = {"train_images": len(train[1]), "val_images": len(val[1]),
+                 "test_images": len(test[1])}
+        log(f"Data: {data.source} {sizes}; weights: {weights_used}")
+        model = build_model(weights_arg, timeout=config.download_timeout)
+        phases = _train_both_phases(model, train, val, config, staging, log, verbose)
+        evaluation = evaluate(model, *test, data.class_names)
+        metrics = build_metrics(config, data, sizes, weights_used, notices, phases, evaluation,
+                                time.perf_counter() - started)
+        write_artifacts(staging, model, metrics, evaluation, data.class_names)
+        publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log(f"\nTest accuracy: {metrics['test_accuracy']:.4f}. Results in {out}/")
+    return metrics

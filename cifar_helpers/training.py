@@ -1,0 +1,89 @@
+"""The two training phases: train the head on a frozen base, then fine-tune at a low learning rate."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import keras
+
+from .config import Config
+from .errors import TrainingError
+from .model import freeze_base, unfreeze_base
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    """Adam + categorical cross-entropy on one-hot labels, as in the seed.
+
+    Compiling is what makes a change of `trainable` take effect, so each phase compiles again.
+    """
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+
+
+def standard_callbacks(out_dir: str | Path | None, early_stopping_patience: int = 0
+                       ) -> list[keras.callbacks.Callback]:
+    """Best checkpoint, stop on NaN, CSV log, optional early stopping; reuse the list for both phases."""
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        callbacks += [
+            keras.callbacks.ModelCheckpoint(out_dir / "best.weights.h5", monitor="val_accuracy",
+                                            save_best_only=True, save_weights_only=True),
+            keras.callbacks.CSVLogger(str(out_dir / "training_log.csv"), append=True),
+        ]
+    if early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True))
+    return callbacks
+
+
+def _fit(model: keras.Model, train_ds, val_ds, *, first_epoch: int, last_epoch: int,
+         callbacks: Sequence[keras.callbacks.Callback], verbose) -> keras.callbacks.History:
+    """`model.fit` with epochs numbered across phases, refusing to go on after a NaN loss."""
+    history = model.fit(train_ds, validation_data=val_ds, initial_epoch=first_epoch,
+                        epochs=last_epoch, callbacks=list(callbacks), verbose=verbose,
+                        shuffle=False)  # the tf.data pipeline already shuffles, seeded
+    losses = history.history.get("loss", [])
+    if any(not math.isfinite(value) for value in losses):
+        raise TrainingError(
+            f"loss became NaN or infinite in epoch {first_epoch + len(losses)}; training stopped. "
+            "Lower the learning rate or check the input data.")
+    return history
+
+
+def train_head(model: keras.Model, train_ds, val_ds, config: Config,
+               callbacks: Sequence[keras.callbacks.Callback] = (), verbose="auto"
+               ) -> keras.callbacks.History:
+    """Phase 1: freeze ResNet50, compile at `lr_head`, train the head for `epochs_head` epochs."""
+    freeze_base(model)
+    compile_model(model, config.lr_head)
+    return _fit(model, train_ds, val_ds, first_epoch=0, last_epoch=config.epochs_head,
+                callbacks=callbacks, verbose=verbose)
+
+
+def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
+              callbacks: Sequence[keras.callbacks.Callback] = (), verbose="auto"
+              ) -> keras.callbacks.History:
+    """Phase 2: unfreeze (BatchNorm stays frozen), recompile at `lr_finetune`, continue the epochs."""
+    unfreeze_base(model)
+    compile_model(model, config.lr_finetune)
+    return _fit(model, train_ds, val_ds, first_epoch=config.epochs_head,
+                last_epoch=config.total_epochs, callbacks=callbacks, verbose=verbose)
+
+
+def merge_histories(phases: dict[str, keras.callbacks.History | dict]) -> dict:
+    """One record of all epochs: 1-based epoch numbers, phase names, metrics, phase boundaries."""
+    merged: dict = {"epoch": [], "phase": [], "boundaries": []}
+    for name, history in phases.items():
+        logs = history.history if hasattr(history, "history") else history
+        epochs = history.epoch if hasattr(history, "epoch") else logs["epoch"]
+        if merged["epoch"]:
+            merged["boundaries"].append(merged["epoch"][-1])
+        merged["epoch"] += [int(e) + 1 for e in epochs]
+        merged["phase"] += [name] * len(epochs)
+        for metric, values in logs.items():
+            if metric != "epoch":
+                merged.setdefault(metric, []).extend(float(v) for v in values)
+    return merged

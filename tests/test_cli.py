@@ -1,0 +1,98 @@
+"""The command line, end to end in the quick profile, and its failure modes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cifar_helpers import cli, model as model_module
+from cifar_helpers.errors import DownloadUnavailableError
+from cifar_helpers.model import load_trained_model
+from cifar_files import write_canonical_dir
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick") / "results"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-m", "cifar_helpers", "train", "--profile", "quick",
+                           "--train-limit", "200", "--test-limit", "50", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    return done, out
+
+
+def test_quick_profile_writes_every_result_file(quick_run):
+    done, out = quick_run
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("metrics.json", "model.keras", "best.weights.h5", "history.png",
+                 "confusion.png", "report.md", "training_log.csv"):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / ".partial").exists()
+    assert "Phase 2" in done.stdout and "Test accuracy" in done.stdout
+
+
+def test_quick_metrics_are_complete_and_sane(quick_run):
+    metrics = json.loads((quick_run[1] / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and len(metrics["per_class_accuracy"]) == 10
+    assert metrics["data"] == {"requested": "sample", "used": "sample", "train_images": 180,
+                               "val_images": 20, "test_images": 50}
+    assert metrics["weights"]["used"] == "none (random initialisation)"
+    head, finetune = metrics["phases"]["head"], metrics["phases"]["finetune"]
+    assert (head["trainable_params"], finetune["trainable_params"]) == (271_178, 23_752_650)
+    assert head["epochs"] == finetune["epochs"] == 1 and head["images_per_second"] > 0
+    assert metrics["history"]["epoch"] == [1, 2] and metrics["history"]["boundaries"] == [1]
+    assert {"tensorflow", "keras", "numpy"} <= set(metrics["versions"])
+
+
+def test_quick_model_file_loads_in_safe_mode(quick_run):
+    assert load_trained_model(quick_run[1] / "model.keras").count_params() == 23_858_890
+
+
+def run_cli(args, capsys):
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.err.strip()
+
+
+def test_bad_argument_is_one_line_without_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--epochs-head", "ten"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "--epochs-head" in err
+
+
+def test_missing_data_folder_fails_cleanly(tmp_path, capsys):
+    code, err = run_cli(["train", "--profile", "quick", "--data", str(tmp_path / "nope"),
+                         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.startswith("error:") and "not a directory" in err
+    assert "Traceback" not in err and not (tmp_path / "out" / "metrics.json").exists()
+    assert not (tmp_path / "out" / ".partial").exists()
+
+
+def test_malformed_data_names_the_file(tmp_path, capsys):
+    folder, _ = write_canonical_dir(tmp_path)
+    (folder / "data_batch_4").write_bytes(b"\x80\x04garbage")
+    code, err = run_cli(["train", "--profile", "quick", "--data", str(folder),
+                         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1 and "data_batch_4" in err and len(err.splitlines()) == 1
+
+
+def test_unwritable_output_folder_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, err = run_cli(["train", "--profile", "quick", "--out", str(blocker / "out")], capsys)
+    assert code == 1 and "cannot write to output folder" in err
+
+
+def test_imagenet_weights_unavailable_exits_with_instructions(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(model_module, "imagenet_weights_cache_path", lambda: tmp_path / "w.h5")
+
+    def unreachable(url, timeout):
+        raise DownloadUnavailableError(f"cannot reach {url} (test: offline)")
+    monkeypatch.setattr(model_module, "check_reachable", unreachable)
+    code, err = run_cli(["train", "--profile", "quick", "--weights", "imagenet",
+                         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1 and "ImageNet weights unavailable" in err and "--weights none" in err
+    assert not (tmp_path / "out" / "metrics.json").exists()

@@ -1,0 +1,162 @@
+import pickle
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from cifar_helpers import data
+from cifar_helpers.data import (CLASS_NAMES, FallbackWarning, load_batches_dir, load_cifar10,
+                                load_sample, make_dataset, read_batch, stratified_subset,
+                                train_val_split)
+from cifar_helpers.errors import DataError, DownloadUnavailableError
+from cifar_files import RunsCode, batch_dict, write_canonical_dir, write_pickle
+
+
+@pytest.fixture
+def canonical(tmp_path):
+    return write_canonical_dir(tmp_path)
+
+
+def test_canonical_layout_round_trip(canonical):
+    folder, arrays = canonical
+    loaded = load_cifar10(str(folder))
+    expected_train = np.concatenate([arrays[f"data_batch_{i}"][0] for i in range(1, 6)])
+    assert loaded.x_train.shape == (100, 32, 32, 3) and loaded.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(loaded.x_train, expected_train)
+    np.testing.assert_array_equal(loaded.y_test, arrays["test_batch"][1])
+    assert loaded.y_train.shape == (100,) and loaded.class_names == CLASS_NAMES
+    assert loaded.source == f"dir:{folder}"
+
+
+def test_batches_are_contiguous_with_int64_labels(canonical):
+    """Batches come back C-contiguous with int64 labels, ready for tf.data."""
+    folder, _ = canonical
+    images, labels = read_batch(folder / "data_batch_1")
+    assert images.flags["C_CONTIGUOUS"] and labels.dtype == np.int64
+
+
+def test_code_executing_pickle_is_refused_and_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = write_pickle(tmp_path / "data_batch_1", {b"data": RunsCode(marker), b"labels": [0]})
+    with pytest.raises(DataError, match="data_batch_1.*posix.system|data_batch_1.*os.system"):
+        read_batch(evil)
+    assert not marker.exists()
+
+
+def _one_batch(tmp_path, changes):
+    images = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    content = {**batch_dict(images, [0, 1, 2, 3]), **changes}
+    return write_pickle(tmp_path / "data_batch_1", content)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({b"data": np.zeros((4, 3000), dtype=np.uint8)}, "shape"),
+    ({b"data": np.zeros((4, 3072), dtype=np.float32)}, "uint8"),
+    ({b"labels": [0, 1, 2, 10]}, "out of range"),
+    ({b"labels": [0, 1, -1, 3]}, "out of range"),
+    ({b"labels": [0, 1, 2]}, "4 images but 3 labels"),
+    ({b"labels": ["a", "b", "c", "d"]}, "integers"),
+    ({b"labels": [0.0, 1.0, 2.0, 3.0]}, "integers"),
+])
+def test_malformed_batches_are_refused_naming_the_file(tmp_path, changes, message):
+    with pytest.raises(DataError, match=message) as error:
+        read_batch(_one_batch(tmp_path, changes))
+    assert "data_batch_1" in str(error.value)
+
+
+def test_missing_key_and_non_dict_are_refused(tmp_path):
+    with pytest.raises(DataError, match="missing key 'labels'"):
+        read_batch(write_pickle(tmp_path / "a", {b"data": np.zeros((1, 3072), np.uint8)}))
+    with pytest.raises(DataError, match="expected a dict"):
+        read_batch(write_pickle(tmp_path / "b", [1, 2, 3]))
+
+
+def test_truncated_file_is_refused(canonical):
+    folder, _ = canonical
+    path = folder / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataError, match="data_batch_3: not a valid CIFAR-10 pickle"):
+        load_batches_dir(folder)
+
+
+def test_batch_count_must_match_meta(canonical):
+    folder, _ = canonical
+    write_pickle(folder / "data_batch_2", batch_dict(np.zeros((5, 32, 32, 3), np.uint8), [1] * 5))
+    with pytest.raises(DataError, match="data_batch_2: 5 images, but batches.meta declares 20"):
+        load_batches_dir(folder)
+
+
+def test_missing_files_and_folders_are_reported(canonical, tmp_path):
+    folder, _ = canonical
+    (folder / "test_batch").unlink()
+    with pytest.raises(DataError, match="test_batch: cannot read"):
+        load_batches_dir(folder)
+    with pytest.raises(DataError, match="not a directory"):
+        load_cifar10(str(tmp_path / "nowhere"))
+
+
+def test_shipped_sample_is_real_balanced_and_small():
+    sample = load_sample()
+    assert sample.x_train.shape == (1000, 32, 32, 3) and sample.x_test.shape == (200, 32, 32, 3)
+    assert np.bincount(sample.y_train).tolist() == [100] * 10
+    assert np.bincount(sample.y_test).tolist() == [20] * 10
+    assert data.SAMPLE_PATH.stat().st_size < 4 * 2**20
+    assert sample.x_train.std() > 30  # real photos, not a constant placeholder
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No Keras cache and no network."""
+    monkeypatch.setattr(data, "keras_cifar10_dir", lambda: tmp_path / "no-cache")
+
+    def unreachable(url, timeout):
+        raise DownloadUnavailableError(f"cannot reach {url} (test: offline)")
+    monkeypatch.setattr(data, "check_reachable", unreachable)
+
+
+def test_auto_falls_back_to_sample_with_a_visible_warning(offline):
+    with pytest.warns(FallbackWarning, match="shipped sample"):
+        loaded = load_cifar10("auto")
+    assert loaded.source.startswith("sample (fallback") and len(loaded.y_train) == 1000
+
+
+def test_keras_source_offline_says_what_to_do(offline):
+    with pytest.raises(DownloadUnavailableError, match="--data sample"):
+        load_cifar10("keras")
+
+
+def test_keras_cache_is_read_with_the_safe_parser(monkeypatch, canonical):
+    folder, _ = canonical
+    monkeypatch.setattr(data, "keras_cifar10_dir", lambda: folder)
+    loaded = load_cifar10("keras")
+    assert loaded.source == f"keras-cache:{folder}" and len(loaded.y_train) == 100
+
+
+def test_reachability_check_times_out_on_a_silent_server():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)  # accepts the connection but never answers
+        start = time.monotonic()
+        with pytest.raises(DownloadUnavailableError, match="cannot reach"):
+            data.check_reachable(f"http://127.0.0.1:{server.getsockname()[1]}/", timeout=0.5)
+        assert time.monotonic() - start < 5
+
+
+def test_stratified_subset_and_split_keep_class_balance():
+    y = np.repeat(np.arange(10), 50)
+    x = np.arange(len(y))
+    x_small, y_small = stratified_subset(x, y, 200, seed=1)
+    assert np.bincount(y_small).tolist() == [20] * 10
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(x_small, y_small, 0.1, seed=1)
+    assert np.bincount(y_val).tolist() == [2] * 10
+    assert not set(x_tr) & set(x_val) and len(x_tr) + len(x_val) == 200
+    assert stratified_subset(x, y, 0)[0] is x
+
+
+def test_make_dataset_yields_float_images_and_one_hot_labels():
+    x = np.full((5, 32, 32, 3), 7, dtype=np.uint8)
+    images, labels = next(iter(make_dataset(x, np.array([0, 1, 2, 3, 9]), batch_size=4)))
+    assert images.shape == (4, 32, 32, 3) and images.dtype.name == "float32"
+    assert float(images[0, 0, 0, 0]) == 7.0
+    assert labels.shape == (4, 10) and labels.numpy().argmax(axis=1).tolist() == [0, 1, 2, 3]

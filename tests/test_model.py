@@ -1,0 +1,94 @@
+import keras
+import numpy as np
+import pytest
+
+from cifar_helpers import model as model_module
+from cifar_helpers.errors import DownloadUnavailableError, WeightsError
+from cifar_helpers.model import (ResNet50Preprocess, WeightsFallbackWarning, base_layers,
+                                 build_model, freeze_base, head_layers, load_trained_model,
+                                 resolve_weights, save_for_inference, trainable_count,
+                                 unfreeze_base)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(weights=None)
+
+
+def test_parameter_counts_of_seed_architecture(model):
+    assert model.count_params() == 23_858_890
+    freeze_base(model)
+    assert trainable_count(model) == 271_178
+    unfreeze_base(model)
+    assert trainable_count(model) == 23_752_650
+    batch_norms = [l for l in base_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
+    assert batch_norms and not any(l.trainable for l in batch_norms)
+
+
+def test_head_is_the_seed_head(model):
+    units = [l.units for l in head_layers(model) if isinstance(l, keras.layers.Dense)]
+    assert units == [128, 64, 10]
+    assert isinstance(head_layers(model)[0], keras.layers.GlobalAveragePooling2D)
+    assert model.output.shape == (None, 10) and model.get_layer("predictions").dtype == "float32"
+
+
+def test_inner_resnet_layers_are_reachable_from_the_model_input(model):
+    features = keras.Model(model.input, model.get_layer("conv4_block6_out").output)
+    out = features(np.zeros((2, 32, 32, 3), dtype="float32"))
+    assert tuple(out.shape) == (2, 2, 2, 1024)
+
+
+def test_preprocess_layer_matches_keras_preprocess_input():
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype("float32")
+    expected = keras.applications.resnet50.preprocess_input(pixels.copy())
+    np.testing.assert_allclose(np.asarray(ResNet50Preprocess()(pixels)), expected, atol=1e-5)
+
+
+def test_saved_model_reloads_in_safe_mode_with_same_predictions(model, tmp_path):
+    path = tmp_path / "model.keras"
+    save_for_inference(model, path)
+    restored = load_trained_model(path)
+    x = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
+
+
+def test_foreign_model_file_gives_a_clear_error(tmp_path):
+    bogus = tmp_path / "model.keras"
+    bogus.write_bytes(b"not a zip archive at all")
+    with pytest.raises(WeightsError, match="cannot load model safely"):
+        load_trained_model(bogus)
+
+
+def test_weights_from_a_local_notop_file(tmp_path):
+    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "resnet50_notop.weights.h5"
+    base.save_weights(path)
+    loaded = build_model(weights=str(path))
+    np.testing.assert_array_equal(loaded.get_layer("conv1_conv").kernel.numpy(),
+                                  base.get_layer("conv1_conv").kernel.numpy())
+
+
+@pytest.fixture
+def no_imagenet(monkeypatch, tmp_path):
+    monkeypatch.setattr(model_module, "imagenet_weights_cache_path", lambda: tmp_path / "none.h5")
+
+    def unreachable(url, timeout):
+        raise DownloadUnavailableError(f"cannot reach {url} (test: offline)")
+    monkeypatch.setattr(model_module, "check_reachable", unreachable)
+
+
+def test_imagenet_unavailable_says_where_to_put_the_file(no_imagenet, tmp_path):
+    with pytest.raises(WeightsError, match=f"place it at {tmp_path / 'none.h5'}"):
+        resolve_weights("imagenet")
+
+
+def test_auto_weights_fall_back_loudly(no_imagenet):
+    with pytest.warns(WeightsFallbackWarning, match="WITHOUT pretrained weights"):
+        assert resolve_weights("auto") == (None, "none (fallback: ImageNet weights unavailable)")
+
+
+def test_weights_spec_variants(tmp_path):
+    assert resolve_weights("none") == (None, "none (random initialisation)")
+    with pytest.raises(WeightsError, match="not found"):
+        resolve_weights(str(tmp_path / "missing.h5"))

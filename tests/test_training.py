@@ -1,0 +1,107 @@
+"""Phase behaviour on tiny data: what each phase may and may not change."""
+
+import keras
+import numpy as np
+import pytest
+
+from cifar_helpers.config import load_config
+from cifar_helpers.data import make_dataset
+from cifar_helpers.errors import TrainingError
+from cifar_helpers.model import base_layers, build_model, head_layers
+from cifar_helpers.training import fine_tune, merge_histories, standard_callbacks, train_head
+
+CONFIG = load_config("quick", environ={}, epochs_head=1, epochs_finetune=1, batch_size=16)
+
+
+def tiny_data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(n) % 10
+    return make_dataset(x, y, 16, shuffle=True, seed=seed), make_dataset(x[:16], y[:16], 16)
+
+
+def snapshot(layers):
+    return {v.path: v.numpy().copy() for layer in layers for v in layer.weights}
+
+
+def batch_norm_statistics(model):
+    return {v.path: v.numpy().copy() for layer in base_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization)
+            for v in (layer.moving_mean, layer.moving_variance)}
+
+
+def changed(before, after):
+    return [k for k in before if not np.array_equal(before[k], after[k])]
+
+
+@pytest.fixture(scope="module")
+def two_phase_run(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = build_model(weights=None)
+    train_ds, val_ds = tiny_data()
+    out = tmp_path_factory.mktemp("run")
+    callbacks = standard_callbacks(out)
+    record = {"base_0": snapshot(base_layers(model)), "head_0": snapshot(head_layers(model)),
+              "out": out}
+    record["h1"] = train_head(model, train_ds, val_ds, CONFIG, callbacks, verbose=0)
+    record["base_1"], record["head_1"] = snapshot(base_layers(model)), snapshot(head_layers(model))
+    record["bn_1"] = batch_norm_statistics(model)
+    record["h2"] = fine_tune(model, train_ds, val_ds, CONFIG, callbacks, verbose=0)
+    record["base_2"], record["bn_2"] = snapshot(base_layers(model)), batch_norm_statistics(model)
+    record["model"] = model
+    return record
+
+
+def test_phase1_leaves_base_bit_identical_and_trains_head(two_phase_run):
+    assert changed(two_phase_run["base_0"], two_phase_run["base_1"]) == []
+    assert len(changed(two_phase_run["head_0"], two_phase_run["head_1"])) == 6  # 3 kernels + biases
+
+
+def test_phase2_keeps_batchnorm_statistics_and_trains_convolutions(two_phase_run):
+    assert two_phase_run["bn_1"] and changed(two_phase_run["bn_1"], two_phase_run["bn_2"]) == []
+    moved = changed(two_phase_run["base_1"], two_phase_run["base_2"])
+    assert any("conv1_conv/kernel" in k for k in moved)
+    assert any("conv5_block3_3_conv/kernel" in k for k in moved)
+    assert not any("_bn/" in k for k in moved)
+
+
+def test_phase2_is_recompiled_at_the_low_learning_rate(two_phase_run):
+    model = two_phase_run["model"]
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-5)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 23_752_650
+
+
+def test_histories_merge_with_continuous_epochs_and_a_boundary(two_phase_run):
+    assert two_phase_run["h2"].epoch == [1]
+    merged = merge_histories({"head": two_phase_run["h1"], "finetune": two_phase_run["h2"]})
+    assert merged["epoch"] == [1, 2] and merged["phase"] == ["head", "finetune"]
+    assert merged["boundaries"] == [1] and len(merged["val_accuracy"]) == 2
+    assert all(np.isfinite(merged["loss"]))
+
+
+def test_callbacks_wrote_checkpoint_and_log(two_phase_run):
+    out = two_phase_run["out"]
+    assert (out / "best.weights.h5").stat().st_size > 50_000_000
+    lines = (out / "training_log.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch") and [l.split(",")[0] for l in lines[1:]] == ["0", "1"]
+
+
+def test_without_frozen_batchnorm_the_statistics_do_move():
+    """Control: the BatchNorm assertion above can fail. Training BN layers moves their statistics."""
+    model = build_model(weights=None)
+    for layer in model.layers:
+        layer.trainable = True
+    before = batch_norm_statistics(model)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(tiny_data()[0], epochs=1, verbose=0, shuffle=False)
+    assert len(changed(before, batch_norm_statistics(model))) > 50
+
+
+def test_nan_loss_stops_training_with_a_clear_error():
+    model = build_model(weights=None)
+    x = np.zeros((16, 32, 32, 3), dtype=np.uint8)
+    train_ds = make_dataset(x, np.zeros(16, dtype=int), 8)
+    model.get_layer("predictions").kernel.assign(
+        np.full(model.get_layer("predictions").kernel.shape, np.nan, dtype="float32"))
+    with pytest.raises(TrainingError, match="NaN or infinite"):
+        train_head(model, train_ds, None, CONFIG, standard_callbacks(None), verbose=0)
