@@ -73,17 +73,25 @@ def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
                 last_epoch=config.total_epochs, callbacks=callbacks, verbose=verbose)
 
 
+def history_record(history: keras.callbacks.History, phase: str) -> dict:
+    """A History as plain lists: 1-based epoch numbers, the phase of each epoch, each metric."""
+    return {"epoch": [int(e) + 1 for e in history.epoch], "phase": [phase] * len(history.epoch),
+            **{k: [float(v) for v in values] for k, values in history.history.items()}}
+
+
 def merge_histories(phases: dict[str, keras.callbacks.History | dict]) -> dict:
-    """One record of all epochs: 1-based epoch numbers, phase names, metrics, phase boundaries."""
+    """One record of all epochs of consecutive phases, with the epoch where each new phase starts.
+
+    Values may be Keras History objects or records made earlier by this function (for example
+    phase 1 saved by notebook 03 and merged with phase 2 in notebook 04).
+    """
     merged: dict = {"epoch": [], "phase": [], "boundaries": []}
     for name, history in phases.items():
-        logs = history.history if hasattr(history, "history") else history
-        epochs = history.epoch if hasattr(history, "epoch") else logs["epoch"]
-        if merged["epoch"]:
+        record = history if isinstance(history, dict) else history_record(history, name)
+        if merged["epoch"] and record["epoch"]:
             merged["boundaries"].append(merged["epoch"][-1])
-        merged["epoch"] += [int(e) + 1 for e in epochs]
-        merged["phase"] += [name] * len(epochs)
-        for metric, values in logs.items():
-            if metric != "epoch":
-                merged.setdefault(metric, []).extend(float(v) for v in values)
+        merged["boundaries"] += record.get("boundaries", [])
+        for key, values in record.items():
+            if key != "boundaries":
+                merged.setdefault(key, []).extend(values)
     return merged

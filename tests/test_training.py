@@ -105,3 +105,10 @@ def test_nan_loss_stops_training_with_a_clear_error():
         np.full(model.get_layer("predictions").kernel.shape, np.nan, dtype="float32"))
     with pytest.raises(TrainingError, match="NaN or infinite"):
         train_head(model, train_ds, None, CONFIG, standard_callbacks(None), verbose=0)
+
+
+def test_merging_a_saved_phase1_record_with_phase2_keeps_numbering(two_phase_run):
+    saved_phase1 = merge_histories({"head": two_phase_run["h1"]})
+    merged = merge_histories({"head": saved_phase1, "finetune": two_phase_run["h2"]})
+    assert merged["epoch"] == [1, 2] and merged["boundaries"] == [1]
+    assert merged["phase"] == ["head", "finetune"]
