@@ -63,5 +63,7 @@ def test_every_repo_link_uses_the_one_repo_url_and_branch():
     for text in texts:
         for link in re.findall(r"github\.com/[\w.-]+/[\w.-]+(?:/blob/[\w.-]+|@[\w.-]+)?", text):
             assert link.startswith(REPO_URL.removeprefix("https://")), link
+        for link in re.findall(r"https://colab\.research\.google\.com/github/[^)\s\"']+", text):
+            assert link == colab_url(link.rsplit("/", 1)[-1]), link
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
     assert urls["Repository"] == REPO_URL
