@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("--seed", int, "random seed"),
     ):
         train.add_argument(flag, type=kind, help=text)
+    train.add_argument("--deterministic", action="store_true", default=None,
+                       help="enable TensorFlow op determinism (slower)")
     return parser
 
 
@@ -57,6 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted; no results were written", file=sys.stderr)
+        print("error: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     return 0

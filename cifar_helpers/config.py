@@ -29,6 +29,7 @@ class Config:
     val_fraction: float = 0.1
     seed: int = 42
     early_stopping_patience: int = 0  # 0 disables early stopping
+    deterministic: bool = False  # TensorFlow op determinism (slower; CPU runs repeat exactly anyway)
     download_timeout: float = 15.0  # seconds before a dead network counts as offline
     out: str = "runs/latest"
 
@@ -57,6 +58,10 @@ PROFILE_ALIASES = {"full": "seed"}
 
 def _convert(name: str, raw: Any, kind: type) -> Any:
     """Convert a raw override (often a string from the environment) to the field's type."""
+    if kind is bool and isinstance(raw, str):
+        if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(f"{name}: expected true/false or 1/0, got {raw!r}")
+        return raw.strip().lower() in ("1", "true", "yes")
     try:
         value = kind(raw)
     except (TypeError, ValueError):
@@ -67,7 +72,7 @@ def _convert(name: str, raw: Any, kind: type) -> Any:
 
 
 def _field_types() -> dict[str, type]:
-    hints = {"int": int, "float": float, "str": str}
+    hints = {"int": int, "float": float, "str": str, "bool": bool}
     return {f.name: hints[str(f.type)] for f in fields(Config)}
 
 
@@ -105,6 +110,14 @@ def load_config(profile: str | None = None, environ: Mapping[str, str] | None = 
     if config.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     return config
+
+
+def fingerprint(config: Config) -> dict:
+    """The settings that decide what a run computes (everything but where and how it is shown)."""
+    settings = dataclasses.asdict(config)
+    for volatile in ("out", "download_timeout", "profile"):
+        settings.pop(volatile)
+    return settings
 
 
 def describe(config: Config) -> str:

@@ -6,7 +6,6 @@ that every Colab badge and install cell in the notebooks and README uses exactly
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import sys
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .config import Config
+from .config import Config, fingerprint
 
 REPO_URL = "https://github.com/cifar10-transfer-course/resnet50-cifar10"
 BRANCH = "main"
@@ -63,14 +62,6 @@ def show_source(obj) -> object:
     from IPython.display import Code
 
     return Code(inspect.getsource(obj), language="python")
-
-
-def fingerprint(config: Config) -> dict:
-    """The settings that decide what a trained model is (everything but where it is written)."""
-    settings = dataclasses.asdict(config)
-    for volatile in ("out", "download_timeout", "profile"):
-        settings.pop(volatile)
-    return settings
 
 
 def save_checkpoint(model, path: str | Path, config: Config, history: dict | None = None) -> Path:

@@ -23,14 +23,14 @@ RESULT_MARKER = "metrics.json"  # written last: its presence means the run finis
 
 
 def prepare_output(out: str | Path) -> Path:
-    """Create `out` and an empty staging folder inside it, failing early if it is not writable."""
+    """Create `out` and its staging folder, failing early if either is not writable."""
     out = Path(out)
     staging = out / ".partial"
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        (staging / ".write-test").write_text("ok")
+        staging.mkdir(parents=True, exist_ok=True)
+        probe = staging / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {out}: {exc.strerror or exc}") from None
     return staging
@@ -77,11 +77,12 @@ def _recorded_warnings(caught: list) -> list[str]:
     return texts
 
 
-def _phase_record(history, seconds: float, train_images: int) -> dict:
+def _phase_record(history, seconds: float, train_images: int, trainable: int) -> dict:
+    """Timing of the epochs this process trained in one phase (after a resume: only those)."""
     epochs = len(history.epoch)
-    return {"epochs": epochs, "seconds": round(seconds, 2),
-            "images_per_second": round(train_images * epochs / seconds, 1) if seconds else None,
-            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()}}
+    return {"epochs_trained_here": epochs, "seconds": round(seconds, 2),
+            "images_per_second": round(train_images * epochs / seconds, 1) if epochs else None,
+            "trainable_params": trainable}
 
 
 def _load_inputs(config: Config):
@@ -101,30 +102,46 @@ def _load_inputs(config: Config):
     return data, train, val, test, weights_arg, weights_used, _recorded_warnings(ours)
 
 
-def _train_both_phases(model, train, val, config: Config, staging: Path, log, verbose) -> dict:
-    """Phase 1 then phase 2 with shared callbacks; returns per-phase (history, seconds, trainable)."""
+PHASES = (("head", "training the head on the frozen base"),
+          ("finetune", "fine-tuning everything but BatchNorm at a low learning rate"))
+
+
+def _train_both_phases(model, train, val, config: Config, state, log, verbose) -> None:
+    """Phase 1 then phase 2, skipping finished phases and resuming an interrupted one."""
     from .data import make_dataset
     from .model import trainable_count
+    from .resume import LOG_FILE, backup_callback, best_logged, kill_switch
     from .training import fine_tune, standard_callbacks, train_head
 
     train_ds = make_dataset(*train, config.batch_size, shuffle=True, seed=config.seed)
     val_ds = make_dataset(*val, config.batch_size)
-    callbacks = standard_callbacks(staging, config.early_stopping_patience)
-    phases = {}
-    for name, runner, what in (("head", train_head, "head on the frozen base"),
-                               ("finetune", fine_tune, "everything but BatchNorm, low LR")):
-        log(f"\n== Phase {len(phases) + 1}: training {what} ==")
+    callbacks = standard_callbacks(state.staging, config.early_stopping_patience,
+                                   best_logged(state.staging / LOG_FILE))
+    runners = {"head": (train_head, 0), "finetune": (fine_tune, config.epochs_head)}
+    for number, (name, what) in enumerate(PHASES, start=1):
+        if name in state.phases:
+            log(f"\n== Phase {number}: {what}: finished before the interruption ==")
+            continue
+        log(f"\n== Phase {number}: {what} ==")
+        runner, first_epoch = runners[name]
+        extra = [backup_callback(state.staging, name), *kill_switch(name, first_epoch)]
         start = time.perf_counter()
-        history = runner(model, train_ds, val_ds, config, callbacks, verbose=verbose)
-        phases[name] = (history, time.perf_counter() - start, trainable_count(model))
-    return phases
+        history = runner(model, train_ds, val_ds, config, [*callbacks, *extra], verbose=verbose)
+        record = _phase_record(history, time.perf_counter() - start, len(train[1]),
+                               trainable_count(model))
+        state.finish_phase(name, model, record)
 
 
 def build_metrics(config: Config, data, sizes: dict, weights_used: str, notices: list[str],
-                  phases: dict, evaluation, seconds: float) -> dict:
-    """The content of metrics.json."""
-    from .training import merge_histories
+                  state, evaluation, seconds: float) -> dict:
+    """The content of metrics.json; the history comes from the CSV log, so it survives resumes."""
+    from .resume import LOG_FILE, history_from_log
 
+    history = history_from_log(state.staging / LOG_FILE, config.epochs_head)
+    phases = {name: {**record, "epochs": history["phase"].count(name),
+                     "history": {k: [v for v, p in zip(history[k], history["phase"]) if p == name]
+                                 for k in history if k not in ("epoch", "phase", "boundaries")}}
+              for name, record in state.phases.items()}
     return {
         "profile": config.profile,
         "test_accuracy": evaluation.accuracy,
@@ -133,10 +150,9 @@ def build_metrics(config: Config, data, sizes: dict, weights_used: str, notices:
         "data": {"requested": config.data, "used": data.source, **sizes},
         "weights": {"requested": config.weights, "used": weights_used},
         "warnings": notices,
-        "phases": {name: {**_phase_record(history, secs, sizes["train_images"]),
-                          "trainable_params": trainable}
-                   for name, (history, secs, trainable) in phases.items()},
-        "history": merge_histories({name: p[0] for name, p in phases.items()}),
+        "resumed": state.resumed,
+        "phases": phases,
+        "history": history,
         "total_seconds": round(seconds, 2),
         "config": dataclasses.asdict(config),
         "versions": library_versions(),
@@ -176,31 +192,52 @@ def write_artifacts(staging: Path, model, metrics: dict, evaluation, class_names
                           f"{exc.strerror or exc}") from None
 
 
-def run_study(config: Config, log: Callable[[str], None] = print, verbose="auto") -> dict:
-    """Run the two-phase study and write its results to `config.out`; returns metrics.json's content."""
+def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[dict, object]:
+    """Everything between an empty (or interrupted) staging folder and the files to publish."""
     import keras
 
     from .evaluation import evaluate
     from .model import build_model
+    from .resume import RunState
+
+    started = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
+    data, train, val, test, weights_arg, weights_used, notices = _load_inputs(config)
+    sizes = {"train_images": len(train[1]), "val_images": len(val[1]), "test_images": len(test[1])}
+    log(f"Data: {data.source} {sizes}; weights: {weights_used}")
+    state = RunState.open(staging, config)
+    model = build_model(weights_arg if not state.phases else None, timeout=config.download_timeout)
+    if state.resumed:
+        log(f"Resuming the interrupted run in {staging} "
+            f"(finished phases: {', '.join(state.phases) or 'none'}).")
+        state.restore_finished(model)
+    _train_both_phases(model, train, val, config, state, log, verbose)
+    evaluation = evaluate(model, *test, data.class_names)
+    metrics = build_metrics(config, data, sizes, weights_used, notices, state, evaluation,
+                            time.perf_counter() - started)
+    write_artifacts(staging, model, metrics, evaluation, data.class_names)
+    return metrics, evaluation
+
+
+def run_study(config: Config, log: Callable[[str], None] = print, verbose="auto") -> dict:
+    """Run (or resume) the two-phase study and write its results to `config.out`."""
+    from .errors import CifarHelpersError
 
     out = Path(config.out)
     staging = prepare_output(out)
     try:
-        started = time.perf_counter()
-        keras.utils.set_random_seed(config.seed)
-        data, train, val, test, weights_arg, weights_used, notices = _load_inputs(config)
-        sizes = {"train_images": len(train[1]), "val_images": len(val[1]),
-                 "test_images": len(test[1])}
-        log(f"Data: {data.source} {sizes}; weights: {weights_used}")
-        model = build_model(weights_arg, timeout=config.download_timeout)
-        phases = _train_both_phases(model, train, val, config, staging, log, verbose)
-        evaluation = evaluate(model, *test, data.class_names)
-        metrics = build_metrics(config, data, sizes, weights_used, notices, phases, evaluation,
-                                time.perf_counter() - started)
-        write_artifacts(staging, model, metrics, evaluation, data.class_names)
-        publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        metrics, _ = _train_and_evaluate(config, staging, log, verbose)
+    except CifarHelpersError as error:
+        if not isinstance(error, OutputError):  # bad data or settings: a rerun fails the same way
+            shutil.rmtree(staging, ignore_errors=True)
         raise
+    except BaseException:
+        log(f"\nInterrupted: run the same command again to resume from the last finished epoch "
+            f"(state kept in {staging}).")
+        raise
+    publish(staging, out)
     log(f"\nTest accuracy: {metrics['test_accuracy']:.4f}. Results in {out}/")
     return metrics

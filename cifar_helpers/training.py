@@ -22,15 +22,20 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
                   loss="categorical_crossentropy", metrics=["accuracy"])
 
 
-def standard_callbacks(out_dir: str | Path | None, early_stopping_patience: int = 0
-                       ) -> list[keras.callbacks.Callback]:
-    """Best checkpoint, stop on NaN, CSV log, optional early stopping; reuse the list for both phases."""
+def standard_callbacks(out_dir: str | Path | None, early_stopping_patience: int = 0,
+                       best_so_far: float | None = None) -> list[keras.callbacks.Callback]:
+    """Best checkpoint, stop on NaN, CSV log, optional early stopping; reuse the list for both phases.
+
+    `best_so_far`: the best validation accuracy before an interruption, so a resumed run does not
+    overwrite the best checkpoint with a worse one.
+    """
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if out_dir is not None:
         out_dir = Path(out_dir)
         callbacks += [
             keras.callbacks.ModelCheckpoint(out_dir / "best.weights.h5", monitor="val_accuracy",
-                                            save_best_only=True, save_weights_only=True),
+                                            save_best_only=True, save_weights_only=True,
+                                            initial_value_threshold=best_so_far),
             keras.callbacks.CSVLogger(str(out_dir / "training_log.csv"), append=True),
         ]
     if early_stopping_patience > 0:
@@ -42,9 +47,14 @@ def standard_callbacks(out_dir: str | Path | None, early_stopping_patience: int 
 def _fit(model: keras.Model, train_ds, val_ds, *, first_epoch: int, last_epoch: int,
          callbacks: Sequence[keras.callbacks.Callback], verbose) -> keras.callbacks.History:
     """`model.fit` with epochs numbered across phases, refusing to go on after a NaN loss."""
-    history = model.fit(train_ds, validation_data=val_ds, initial_epoch=first_epoch,
-                        epochs=last_epoch, callbacks=list(callbacks), verbose=verbose,
-                        shuffle=False)  # the tf.data pipeline already shuffles, seeded
+    try:
+        history = model.fit(train_ds, validation_data=val_ds, initial_epoch=first_epoch,
+                            epochs=last_epoch, callbacks=list(callbacks), verbose=verbose,
+                            shuffle=False)  # the tf.data pipeline already shuffles, seeded
+    finally:
+        # BackupAndRestore sets this on restore and nothing resets it: the next phase's fit
+        # would start at the restored epoch instead of its own `initial_epoch` (Keras 3.15).
+        model._initial_epoch = None
     losses = history.history.get("loss", [])
     if any(not math.isfinite(value) for value in losses):
         raise TrainingError(

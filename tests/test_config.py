@@ -42,3 +42,10 @@ def test_full_is_an_alias_of_seed():
 def test_bad_values_raise_config_error(environ, message):
     with pytest.raises(ConfigError, match=message):
         load_config(environ=environ)
+
+
+def test_boolean_settings_from_environment():
+    assert load_config(environ={"CIFAR_DETERMINISTIC": "true"}).deterministic is True
+    assert load_config(environ={"CIFAR_DETERMINISTIC": "0"}).deterministic is False
+    with pytest.raises(ConfigError, match="true/false"):
+        load_config(environ={"CIFAR_DETERMINISTIC": "maybe"})

@@ -1,0 +1,49 @@
+"""A real CLI process killed with SIGKILL mid-study resumes when the same command runs again."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from cifar_helpers.resume import KILL_SWITCH_ENV
+
+
+def train(out, kill_after=None):
+    """The same command every time; only the test-only kill switch differs."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop(KILL_SWITCH_ENV, None)
+    if kill_after:
+        env[KILL_SWITCH_ENV] = kill_after
+    command = [sys.executable, "-m", "cifar_helpers", "train", "--profile", "quick",
+               "--train-limit", "100", "--test-limit", "20", "--epochs-head", "2",
+               "--epochs-finetune", "2", "--out", str(out)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_killed_in_each_phase_then_resumed_loses_nothing(tmp_path):
+    out = tmp_path / "run"
+    first = train(out, kill_after="head:1")
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    assert not (out / "metrics.json").exists() and (out / ".partial" / "run.json").exists()
+
+    second = train(out, kill_after="finetune:1")
+    assert second.returncode == -signal.SIGKILL, second.stderr[-2000:]
+    assert "Resuming the interrupted run" in second.stdout and not (out / "metrics.json").exists()
+
+    third = train(out)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "Phase 1: training the head on the frozen base: finished before" in third.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = metrics["history"]
+    assert history["epoch"] == [1, 2, 3, 4] and history["boundaries"] == [2]
+    assert history["phase"] == ["head", "head", "finetune", "finetune"]
+    head, finetune = metrics["phases"]["head"], metrics["phases"]["finetune"]
+    # Each process trained only what was missing: epoch 2 of phase 1, then 3, then 4.
+    assert head["epochs_trained_here"] == 1 and finetune["epochs_trained_here"] == 1
+    assert head["epochs"] == finetune["epochs"] == 2 and len(finetune["history"]["loss"]) == 2
+    assert finetune["trainable_params"] == 23_752_650 and metrics["resumed"] is True
+    with open(out / "training_log.csv") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
+    assert not (out / ".partial").exists()
