@@ -14,7 +14,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from .errors import DataError, DownloadUnavailableError
+from .errors import ConfigError, DataError, DownloadUnavailableError
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
@@ -254,11 +254,20 @@ def load_cifar10(source: str = "auto", timeout: float = 15.0) -> CifarData:
     return load_batches_dir(source)
 
 
+def _require_one_per_class(n: int, y: np.ndarray, what: str) -> None:
+    """A stratified sample needs at least one image of every class present."""
+    classes = len(np.unique(y))
+    if n < classes:
+        raise ConfigError(f"the {what} would hold {n} images, fewer than the {classes} classes; "
+                          "use more images (train/test limit) or a larger validation fraction")
+
+
 def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Keep `n` images with the class balance of `y` (all of them when n is 0 or too large)."""
     if n <= 0 or n >= len(y):
         return x, y
+    _require_one_per_class(n, y, "subset")
     from sklearn.model_selection import train_test_split
 
     x_keep, _, y_keep, _ = train_test_split(x, y, train_size=n, stratify=y, random_state=seed)
@@ -267,6 +276,9 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
 
 def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
     """Stratified, seeded split into (x_train, y_train), (x_val, y_val)."""
+    n_val = int(np.ceil(val_fraction * len(y)))
+    _require_one_per_class(n_val, y, "validation split")
+    _require_one_per_class(len(y) - n_val, y, "training split")
     from sklearn.model_selection import train_test_split
 
     x_tr, x_val, y_tr, y_val = train_test_split(

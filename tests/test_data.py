@@ -160,3 +160,13 @@ def test_make_dataset_yields_float_images_and_one_hot_labels():
     assert images.shape == (4, 32, 32, 3) and images.dtype.name == "float32"
     assert float(images[0, 0, 0, 0]) == 7.0
     assert labels.shape == (4, 10) and labels.numpy().argmax(axis=1).tolist() == [0, 1, 2, 3]
+
+
+def test_too_small_subsets_and_splits_are_config_errors():
+    from cifar_helpers.errors import ConfigError
+
+    y = np.repeat(np.arange(10), 10)
+    with pytest.raises(ConfigError, match="subset would hold 5 images"):
+        stratified_subset(np.arange(100), y, 5)
+    with pytest.raises(ConfigError, match="validation split would hold 6 images"):
+        train_val_split(np.arange(60), np.repeat(np.arange(10), 6), 0.1)
