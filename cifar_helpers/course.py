@@ -19,6 +19,8 @@ from .config import Config, fingerprint
 REPO_URL = "https://github.com/cifar10-transfer-course/resnet50-cifar10"
 BRANCH = "main"
 MIN_VERSIONS = {"tensorflow": (2, 16), "keras": (3, 0)}
+NOT_AFFECTING_MODEL = ("test_limit",)  # evaluation only
+PHASE2_ONLY = ("epochs_finetune", "lr_finetune")
 
 
 def colab_url(notebook: str) -> str:
@@ -51,9 +53,9 @@ def environment_report() -> dict:
     if gpus:
         print(f"GPU: {', '.join(gpus)}")
     else:
-        print("No GPU found: everything runs on the CPU. The quick profile takes about a minute "
-              "per notebook; the full seed profile takes hours (see the README). In Colab: "
-              "Runtime > Change runtime type > GPU.")
+        print("No GPU found: everything runs on the CPU. The quick profile runs each notebook in "
+              "under a minute on a 2-core CPU; the full seed profile takes about an hour of "
+              "training there (see the README). In Colab: Runtime > Change runtime type > GPU.")
     return {**versions, "gpus": gpus}
 
 
@@ -76,15 +78,23 @@ def save_checkpoint(model, path: str | Path, config: Config, history: dict | Non
     return path
 
 
-def load_or_recreate(path: str | Path, config: Config,
-                     recreate: Callable[[], tuple[object, dict]]) -> tuple[object, dict]:
+def same_settings(saved: dict, config: Config, phase: str = "finetune") -> bool:
+    """Whether a checkpoint saved with `saved` settings is what `config` would train up to `phase`."""
+    ignored = set(NOT_AFFECTING_MODEL) | (set(PHASE2_ONLY) if phase == "head" else set())
+    current = fingerprint(config)
+    return ({k: v for k, v in saved.items() if k not in ignored}
+            == {k: v for k, v in current.items() if k not in ignored})
+
+
+def load_or_recreate(path: str | Path, config: Config, recreate: Callable[[], tuple[object, dict]],
+                     phase: str = "finetune") -> tuple[object, dict]:
     """(model, history) saved by an earlier notebook with these settings, else recreated and saved."""
     from .model import load_trained_model
 
     path, record_file = Path(path), Path(path).with_suffix(".json")
     if path.exists() and record_file.exists():
         record = json.loads(record_file.read_text())
-        if record.get("settings") == fingerprint(config):
+        if same_settings(record.get("settings", {}), config, phase):
             print(f"Loaded {path} (saved by an earlier notebook with the same settings).")
             return load_trained_model(path), record["history"]
         print(f"{path} was made with other settings; recreating it now.")
@@ -105,7 +115,7 @@ def phase1_model(config: Config, train_ds, val_ds) -> tuple[object, dict]:
         history = train_head(model, train_ds, val_ds, config, verbose=2)
         return model, merge_histories({"head": history})
 
-    return load_or_recreate(Path(config.out) / "phase1.keras", config, recreate)
+    return load_or_recreate(Path(config.out) / "phase1.keras", config, recreate, phase="head")
 
 
 def phase2_model(config: Config, train_ds, val_ds) -> tuple[object, dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_history(history: dict, *, title: str = "Training across both phases"):
@@ -18,6 +19,7 @@ def plot_history(history: dict, *, title: str = "Training across both phases"):
         for boundary in history.get("boundaries", []):
             ax.axvline(boundary + 0.5, color="grey", linestyle=":", label="fine-tuning starts")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(metric)
         ax.legend()
     fig.suptitle(title)

@@ -9,7 +9,9 @@ import pytest
 
 from cifar_helpers import cli, model as model_module
 from cifar_helpers.errors import DownloadUnavailableError
+from cifar_helpers.config import load_config
 from cifar_helpers.model import load_trained_model
+from cifar_helpers.study import run_study
 from cifar_files import write_canonical_dir
 
 
@@ -44,6 +46,17 @@ def test_quick_metrics_are_complete_and_sane(quick_run):
     assert head["epochs"] == finetune["epochs"] == 1 and head["images_per_second"] > 0
     assert metrics["history"]["epoch"] == [1, 2] and metrics["history"]["boundaries"] == [1]
     assert {"tensorflow", "keras", "numpy"} <= set(metrics["versions"])
+
+
+def test_same_seed_and_profile_give_identical_figures(quick_run, tmp_path):
+    """Reproducible on a CPU: a second run (in this process) repeats every accuracy and loss."""
+    again = run_study(load_config("quick", environ={}, train_limit=200, test_limit=50,
+                                  out=str(tmp_path / "again")), log=lambda text: None, verbose=0)
+    first = json.loads((quick_run[1] / "metrics.json").read_text())
+    assert again["test_accuracy"] == first["test_accuracy"]
+    assert again["per_class_accuracy"] == first["per_class_accuracy"]
+    for figure in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert again["history"][figure] == first["history"][figure], figure
 
 
 def test_quick_model_file_loads_in_safe_mode(quick_run):

@@ -39,6 +39,19 @@ def test_load_or_recreate_reuses_only_a_checkpoint_with_the_same_settings(tmp_pa
     assert json.loads(path.with_suffix(".json").read_text())["settings"]["epochs_head"] == 3
 
 
+def test_phase1_checkpoint_ignores_phase2_settings(tmp_path):
+    path = tmp_path / "phase1.keras"
+    config = load_config("quick", environ={}, out=str(tmp_path))
+    save_checkpoint(tiny_model(0), path, config, {"epoch": [1]})
+    changed_phase2 = load_config("quick", environ={}, out=str(tmp_path), lr_finetune=3e-5)
+    calls = []
+    load_or_recreate(path, changed_phase2, lambda: calls.append(1) or (tiny_model(1), {}),
+                     phase="head")
+    assert calls == []
+    load_or_recreate(path, changed_phase2, lambda: calls.append(1) or (tiny_model(1), {}))
+    assert calls == [1]
+
+
 def test_checkpoint_records_settings_but_not_the_output_folder(tmp_path):
     config = load_config("quick", environ={}, out=str(tmp_path))
     save_checkpoint(tiny_model(0), tmp_path / "m.keras", config, {"epoch": [1]})

@@ -1,0 +1,355 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     provenance: []
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,accelerator,colab
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Exploring CIFAR-10
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/01_data_exploration.ipynb)
+#
+# Before fine-tuning a network on a dataset, look at the dataset. How many images, how balanced
+# the classes are, what the pixels look like and what makes the task hard: each observation here
+# explains a decision taken in a later notebook.
+#
+# **What you will learn**
+#
+# - how CIFAR-10 is organised (32×32 colour images, 10 classes) and how to check that it is balanced
+# - what the images and their pixel statistics look like, channel by channel
+# - what the labels *automobile* and *truck* really mean, and why models confuse them
+# - why 32×32 is a tight fit for ResNet50: its last stage sees a single 1×1 position
+#
+# **Time**: quick profile: about 10 s on a 2-core CPU (7–14 s over several runs, measured under
+# nbval). Nothing is trained here. The seed profile does the same on all 60,000 images, and its
+# first run downloads CIFAR-10 (170 MB): not measured by us. Colab T4: not measured by us yet —
+# the timing cells print it on your runtime.
+
+# %%
+# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+import os
+import subprocess
+import sys
+
+IS_COLAB = "google.colab" in sys.modules
+USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
+if IS_COLAB:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                   check=True)
+    if USE_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ.setdefault("CIFAR_OUT", "/content/drive/MyDrive/cifar10-course")
+
+# %%
+import numpy as np
+from keras.applications.resnet50 import preprocess_input
+
+from cifar_helpers import load_config
+from cifar_helpers.config import describe
+from cifar_helpers.course import environment_report, show_source, timed
+from cifar_helpers.data import load_cifar10
+from cifar_helpers.exploration import (CHANNELS, STAGE_OUTPUTS, channel_histograms, class_counts,
+                                       count_table, examples_per_class, feature_map_sizes,
+                                       histogram_mean_std, plot_channel_histograms,
+                                       plot_class_counts, resnet50_stages, stage_model,
+                                       stage_table)
+from cifar_helpers.model import build_model
+from cifar_helpers.plots import plot_image_grid
+
+versions = environment_report()
+config = load_config()
+print(describe(config))
+
+# %% [markdown]
+# These are the run settings. This notebook uses only `data` (where the images come from): the
+# `quick` profile reads the small sample shipped with the package, the `seed` profile the full
+# CIFAR-10 from Keras. To change a setting, pass it to `load_config`, e.g.
+# `config = load_config(data="sample")`, or set an environment variable before the cell runs,
+# e.g. `os.environ["CIFAR_DATA"] = "sample"` (every setting has one: `CIFAR_PROFILE`,
+# `CIFAR_EPOCHS_HEAD`, ...).
+#
+# ## 1. Load the data
+#
+# `load_cifar10` returns the images as `uint8` arrays (values 0–255) in the layout Keras expects,
+# *(images, height, width, channels)* with the channels in RGB order, plus integer labels 0–9.
+# `data.source` says where they came from: `keras` (downloaded, all 60,000 images),
+# `keras-cache:...` (an earlier download), `sample` (the 1,000 + 200 real CIFAR-10 images shipped
+# with the package), or `sample (fallback: ...)` when a download was asked for but impossible —
+# then a warning says so, because nothing measured on the sample compares with full CIFAR-10.
+
+# %%
+with timed("loading CIFAR-10"):
+    data = load_cifar10(config.data, timeout=config.download_timeout)
+print("source:", data.source)
+print("train images:", data.x_train.shape, data.x_train.dtype, "| labels:", data.y_train.shape)
+print("test images: ", data.x_test.shape, data.x_test.dtype, "| labels:", data.y_test.shape)
+print("classes:", ", ".join(f"{i} {name}" for i, name in enumerate(data.class_names)))
+
+# %%
+assert data.x_train.dtype == np.uint8 and data.x_train.shape[1:] == (32, 32, 3)
+assert data.x_test.dtype == np.uint8 and data.x_test.shape[1:] == (32, 32, 3)
+assert len(data.x_train) == len(data.y_train) and len(data.x_test) == len(data.y_test)
+assert len(data.class_names) == 10 and set(np.unique(data.y_train)) == set(range(10))
+
+# %% [markdown]
+# ## 2. Class balance
+#
+# Why check: accuracy is a fair one-number summary only when the classes are about equally
+# frequent. If 60% of the images were ships, a model answering "ship" every time would score 60%.
+# CIFAR-10 was built balanced — 6,000 images per class, 5,000 for training and 1,000 for testing —
+# and the shipped sample keeps that balance (100 + 20 per class). Let's verify rather than trust.
+
+# %%
+train_counts, test_counts = class_counts(data.y_train), class_counts(data.y_test)
+print(count_table({"train": data.y_train, "test": data.y_test}, data.class_names))
+fig = plot_class_counts(train_counts, data.class_names,
+                        title=f"Training images per class (source: {data.source})")
+
+# %%
+per_class = (len(data.y_train) // 10, len(data.y_test) // 10)
+assert (train_counts == per_class[0]).all() and (test_counts == per_class[1]).all(), "unbalanced"
+if data.source.startswith("sample"):
+    assert per_class == (100, 20)  # the shipped sample
+if data.source.startswith("keras"):
+    assert per_class == (5000, 1000)  # all of CIFAR-10
+
+# %% [markdown]
+# Every class has exactly the same number of images, in both splits. So plain accuracy is a fair
+# summary here, and a model that guesses at random scores about 10%. Keep that 10% in mind: it is
+# what a model that has learned nothing scores.
+#
+# ## 3. What the images look like
+#
+# One row per class, the first eight training images of each. Notice how little there is: a
+# 32×32 image has 1,024 pixels, and a cat's face may be a dozen of them.
+
+# %%
+images, titles = examples_per_class(data.x_train, data.y_train, 8, data.class_names)
+fig = plot_image_grid(images, titles, columns=8)
+
+# %% [markdown]
+# Things to look for: objects are roughly centred and fill most of the frame; poses, colours and
+# backgrounds vary a lot; and backgrounds are informative on their own (sky behind airplanes,
+# water under ships). A model can lean on the background instead of the object — exercise 2
+# measures how much colour alone differs between classes.
+#
+# ## 4. Pixel statistics per channel
+#
+# Why: a network trains best when its inputs are centred around zero with a moderate spread, so
+# every pretrained model comes with a rule for turning pixels 0–255 into numbers (notebook 02).
+# Here we measure the raw statistics. `channel_histograms` counts how often each value 0–255
+# occurs in each channel; the exact mean and standard deviation follow from those 3 × 256 counts,
+# without making a floating-point copy of every pixel (for all of CIFAR-10 that copy would be
+# 153.6 million numbers).
+
+# %%
+with timed("pixel histograms"):
+    histograms = channel_histograms(data.x_train)
+mean, std = histogram_mean_std(histograms)
+for name, channel_mean, channel_std in zip(CHANNELS, mean, std):
+    print(f"{name:>5}: mean {channel_mean:6.2f} (= {channel_mean / 255:.4f} x 255), "
+          f"std {channel_std:5.2f} (= {channel_std / 255:.4f} x 255)")
+print("most common value per channel:", histograms.argmax(axis=1))
+print("share of pixels at 255 per channel:",
+      np.round(histograms[:, 255] / histograms.sum(axis=1), 4))
+
+# %%
+assert histograms.shape == (3, 256) and histograms.sum() == data.x_train.size
+assert np.allclose(mean, data.x_train.reshape(-1, 3).mean(axis=0))  # same as the direct way
+assert ((0 < mean) & (mean < 255)).all() and (std > 0).all()
+
+# %%
+fig = plot_channel_histograms(histograms, title=f"Pixel values per channel ({data.source})")
+
+# %% [markdown]
+# How to read it: the three channels have broad, overlapping distributions; blue has the lowest
+# mean. The spikes at the edges are clipped pixels: pure black at 0, and at 255 saturated ones —
+# white backgrounds and overexposed skies. In the data we tried (the shipped sample and a
+# 5,000-image subset of CIFAR-10), 255 was the most common single value in every channel; the
+# printed lines above show it for your data.
+#
+# ResNet50 does *not* normalise with these CIFAR-10 statistics. Its pretrained weights were learned
+# on ImageNet photos prepared in one fixed way: subtract ImageNet's mean pixel. Those means are
+# close to CIFAR-10's, so after ResNet50's preprocessing CIFAR-10 pixels are still roughly centred
+# on zero.
+# Notebook 02 shows the preprocessing in detail; here just the comparison. A black pixel after
+# ResNet50's preprocessing is minus the ImageNet mean (in BGR order — more in notebook 02):
+
+# %%
+imagenet_mean_rgb = -preprocess_input(np.zeros(3, dtype="float32"))[::-1]  # BGR -> RGB
+print("ImageNet mean (RGB):", np.round(imagenet_mean_rgb, 2))
+print("CIFAR-10 mean (RGB):", np.round(mean, 2))
+print("difference:         ", np.round(mean - imagenet_mean_rgb, 2))
+
+# %% [markdown]
+# ## 5. Automobile or truck?
+#
+# Two CIFAR-10 labels are defined by a rule more than by looks. The dataset's page
+# (Krizhevsky, [cs.toronto.edu/~kriz/cifar.html](https://www.cs.toronto.edu/~kriz/cifar.html)) says:
+# the classes are mutually exclusive; **"automobile" includes sedans, SUVs, things of that sort;
+# "truck" includes only big trucks; neither includes pickup trucks.** Here are both classes side
+# by side: automobiles in the first row, trucks in the second.
+
+# %%
+automobile, truck = data.class_names.index("automobile"), data.class_names.index("truck")
+images, titles = examples_per_class(data.x_train, data.y_train, 8, data.class_names,
+                                    classes=(automobile, truck))
+fig = plot_image_grid(images, titles, columns=8, size=1.7)
+
+# %% [markdown]
+# Why models mix them up:
+#
+# - **Same parts, same places.** Both have wheels, windows, headlights, a grille, and both stand on
+#   roads and in car parks. Many of the features a network detects are shared.
+# - **The difference is size and purpose, and size is cropped away.** Every image is cut around the
+#   object, so a large SUV and a small truck fill the frame the same way. What is left — a separate
+#   cab and cargo box, the number of axles — is a few pixels at 32×32.
+# - **The boundary is a labelling rule.** Pickups, which would sit right on it, were left out of
+#   both classes, but vans, big SUVs and small delivery trucks remain close to it, on either side.
+#
+# In trained CIFAR-10 models, automobile↔truck is commonly reported among the most-confused pairs,
+# together with cat↔dog. Notebook 05 checks this on *your* model with its confusion matrix.
+#
+# ## 6. Why 32×32 is hard for ResNet50
+#
+# ResNet50 was designed for 224×224 inputs. It shrinks the image in five stages, halving height and
+# width each time: `conv1` (a 7×7 convolution with stride 2), `conv2` (after a stride-2 max-pool),
+# then `conv3`, `conv4` and `conv5` (each starting with a stride-2 convolution). In total the image
+# shrinks 32-fold: 224 / 32 = 7, but 32 / 32 = 1. Let's measure it on a real ResNet50 instead of
+# trusting the arithmetic. The helper builds Keras' ResNet50 without its classifier, accepting any
+# input size, and returns the output of the last layer of each stage:
+
+# %%
+show_source(resnet50_stages)
+
+# %%
+show_source(stage_model)
+
+# %% [markdown]
+# Random weights (`weights=None`) are enough: the sizes of the feature maps do not depend on the
+# weights, and nothing needs to be downloaded. We push one black image of each size through it.
+
+# %%
+with timed("building ResNet50 and measuring its stages"):
+    stages = resnet50_stages(weights=None)
+    sizes = {size: feature_map_sizes(stages, size) for size in (32, 224)}
+print(stage_table(sizes))
+
+# %%
+assert sizes[32]["conv5"] == (1, 1, 2048), sizes[32]["conv5"]
+assert sizes[224]["conv5"] == (7, 7, 2048), sizes[224]["conv5"]
+assert all(sizes[224][stage][0] == 7 * sizes[32][stage][0] for stage in STAGE_OUTPUTS)
+
+# %% [markdown]
+# The same holds for the course's own model, which feeds 32×32 CIFAR-10 images into ResNet50
+# (`build_model` from `cifar_helpers.model`; again with random weights):
+
+# %%
+course_model = build_model(weights=None)
+conv5_output = course_model.get_layer("conv5_block3_out").output
+inner_conv = course_model.get_layer("conv5_block2_2_conv")
+print("course model, conv5 output:", conv5_output.shape)
+print(f"{inner_conv.name}: input {inner_conv.input.shape}, kernel {inner_conv.kernel.shape}")
+
+# %%
+assert tuple(conv5_output.shape) == (None, 1, 1, 2048)
+assert tuple(inner_conv.input.shape[1:3]) == (1, 1) and tuple(inner_conv.kernel.shape[:2]) == (3, 3)
+
+# %% [markdown]
+# What a 1×1 final stage means:
+#
+# - **Most of conv5's 3×3 weights see only padding.** `conv5_block2_2_conv` slides a 3×3 kernel
+#   over a 1×1 map padded with zeros: only the centre weight ever meets real data; the other 8 of 9
+#   multiply zeros. The pretrained weights of conv5 were learned on 7×7 maps, where all of them
+#   mattered.
+# - **There is no "where" left.** At 224×224 the last stage still has a 7×7 grid, and global average
+#   pooling averages 49 positions; here it averages a single one.
+# - **Scale mismatch.** The pretrained early filters learned patterns at ImageNet's scale, where an
+#   object spans a hundred pixels or more. In CIFAR-10 the whole object is about the size of such a
+#   detail.
+#
+# The usual remedy is to upsample the images (e.g. a `keras.layers.Resizing(224, 224)` layer in the
+# model): 7×7 again, but 49 times as many pixels, so roughly 49 times the computation per image.
+# This course keeps the original study's 32×32 setup — cheap enough for a laptop — and you should
+# expect it to cost accuracy.
+#
+# > **Published figures, not ours** (we have not reproduced them here): community write-ups of this
+# > exact 32×32 setup report roughly 70% test accuracy with the frozen base and 85–92% after full
+# > fine-tuning; Kornblith, Shlens & Le, *Do Better ImageNet Models Transfer Better?* (CVPR 2019)
+# > report about 97% for an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224.
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Bigger inputs.** With the `stages` model from section 6, find the smallest square input size
+# for which `conv5` is at least 2×2, and the size for which it is 7×7 as on ImageNet. What rule
+# links the input size and the `conv5` size?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# for size in (32, 33, 48, 64, 65, 96, 193, 224):
+#     print(size, feature_map_sizes(stages, size)["conv5"])
+# ```
+#
+# Every stride-2 step rounds up (odd sizes are padded), so the `conv5` size is
+# ⌈size / 32⌉: 33×33 is already enough for 2×2 (but only just: the second row and column are
+# mostly padding), and any size from 193 to 224 gives 7×7.
+#
+# </details>
+#
+# **2. Colour as a shortcut.** Compute the mean colour (R, G, B) of the training images of each
+# class. Which classes are the bluest (blue minus red)? What does that tell you about what a model
+# could learn without looking at the object?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# class_means = np.stack([data.x_train[data.y_train == c].reshape(-1, 3).mean(axis=0)
+#                         for c in range(10)])
+# blueness = class_means[:, 2] - class_means[:, 0]
+# for c in np.argsort(-blueness):
+#     print(f"{data.class_names[c]:>10}: RGB {np.round(class_means[c]).astype(int)}, "
+#           f"blue - red {blueness[c]:+.1f}")
+# ```
+#
+# On the shipped sample and on our 5,000-image subset, ship and airplane came out bluest (sea and
+# sky) and frog the least blue (grass and foliage). A model can score above chance from the
+# background colour alone; this is one reason a "ship" on grass or a "frog" on a blue towel gets
+# misclassified.
+#
+# </details>
+#
+# **3. Borderline vehicles.** Show the next 24 automobiles and the next 24 trucks (images 8–31 of
+# each class). Find two images you would have labelled differently, and write down which visual cue
+# decided it for you. Is that cue still visible at 32×32?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# for cls in (automobile, truck):
+#     picked = np.flatnonzero(data.y_train == cls)[8:32]
+#     plot_image_grid(data.x_train[picked], [f"{data.class_names[cls]} #{i}" for i in picked],
+#                     columns=8, size=1.7)
+# ```
+#
+# There is no single right answer. Typical cues are the cab/cargo separation, the height of the
+# body above the wheels, and the size of the vehicle compared with people or buildings nearby —
+# cues that often survive as only a handful of pixels, which is exactly why this pair stays hard.
+#
+# </details>

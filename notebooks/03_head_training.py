@@ -1,0 +1,341 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     provenance: []
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,accelerator,colab
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Head training: a new classifier on a frozen ResNet50
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/03_head_training.ipynb)
+#
+# **What you will learn**
+#
+# - why transfer learning starts by *freezing* the pretrained ResNet50 and training only a
+#   small new head;
+# - how freezing works in Keras (`layer.trainable = False`), and why the model is compiled after it;
+# - how to check what will actually train: parameter counts and per-layer `trainable` flags;
+# - how to read the phase-1 training curves, and how to save the result for notebook 04.
+#
+# **Time**
+#
+# - Quick profile (CI, workshops): 15–25 s on a 2-core CPU (measured under nbval; the range is
+#   run-to-run noise).
+# - Full seed profile (all 45,000 training images, 10 epochs): phase 1 takes about 10 minutes on a
+#   2-core CPU (derived from measured throughput, about 750 images/s), plus the one-off downloads
+#   of CIFAR-10 and of the ImageNet weights.
+# - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
+
+# %%
+# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+import os
+import subprocess
+import sys
+
+IS_COLAB = "google.colab" in sys.modules
+USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
+if IS_COLAB:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                   check=True)
+    if USE_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ.setdefault("CIFAR_OUT", "/content/drive/MyDrive/cifar10-course")
+
+# %%
+from pathlib import Path
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cifar_helpers import load_config
+from cifar_helpers.config import describe
+from cifar_helpers.course import environment_report, save_checkpoint, show_source, timed
+from cifar_helpers.data import make_dataset
+from cifar_helpers.evaluation import evaluate
+from cifar_helpers.model import (base_layers, build_model, freeze_base, head_layers,
+                                 resolve_weights, trainable_count)
+from cifar_helpers.plots import plot_history
+from cifar_helpers.study import prepare_data
+from cifar_helpers.training import compile_model, merge_histories, train_head
+
+environment_report()
+config = load_config()
+print(describe(config))
+
+# %% [markdown]
+# These are the run settings. `load_config()` starts from a profile (`seed`, faithful to the
+# original study, unless the environment variable `CIFAR_PROFILE` says otherwise; CI sets
+# `CIFAR_PROFILE=quick`) and lets you override any setting, either in code —
+# `config = load_config(epochs_head=3)` — or with an environment variable such as
+# `CIFAR_EPOCHS_HEAD=3`. The phase-1 settings are `epochs_head`, `lr_head` and `batch_size`.
+
+# %% [markdown]
+# ## 1. The data
+#
+# `prepare_data` loads CIFAR-10 as the configuration says (notebook 01), keeps `train_limit`
+# training and `test_limit` test images (0 keeps all; the kept subsets have the class balance of
+# the whole set), and splits off a stratified validation set of `val_fraction`. The validation set
+# is what we watch during training; the test set is touched only once training is finished.
+
+# %%
+data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
+print(f"data: {data.source}")
+print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}")
+
+# %%
+assert x_train.dtype == np.uint8 and x_train.shape[1:] == (32, 32, 3)
+assert len(x_train) == len(y_train) and len(x_val) == len(y_val) and len(x_test) == len(y_test)
+assert set(np.unique(y_train)) == set(range(10))  # every class is present for training
+
+# %% [markdown]
+# `make_dataset` turns the arrays into `tf.data` pipelines: batches of `batch_size` images
+# converted to float32, with one-hot labels (the loss is categorical cross-entropy, as in the
+# original study). The training set is reshuffled every epoch, seeded with `config.seed` so a run
+# can be repeated. There is no preprocessing here: it is a layer inside the model (notebook 02),
+# so the saved model takes raw images.
+
+# %%
+train_ds = make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
+val_ds = make_dataset(x_val, y_val, config.batch_size)
+images, labels = next(iter(train_ds))
+print(f"one batch: images {images.shape} {images.dtype}, labels {labels.shape} {labels.dtype}")
+
+# %%
+assert images.shape[1:] == (32, 32, 3) and images.dtype == "float32"
+assert labels.shape[1] == 10 and np.allclose(labels.numpy().sum(axis=1), 1.0)  # one-hot
+
+# %% [markdown]
+# ## 2. Pretrained weights: the "transfer" in transfer learning
+#
+# The point of the course is to *reuse* what ResNet50 learned on ImageNet (1.2 million photos,
+# 1,000 classes): its convolution filters already detect edges, textures and object parts, so a
+# small head on top of them can learn CIFAR-10 from far fewer examples and epochs than a network
+# trained from scratch.
+#
+# `resolve_weights` turns the `weights` setting into what Keras gets: `imagenet` (downloaded once,
+# then cached), `none` (random initialisation), a path to a weights file, or `auto` (ImageNet if
+# obtainable, otherwise random, with a loud warning).
+#
+# **Without ImageNet weights this is not transfer learning**: the head then learns on top of
+# random features and accuracy is far lower. The quick profile does exactly that on purpose,
+# because CI runs offline; it only checks that the code runs.
+
+# %%
+weights_arg, weights_used = resolve_weights(config.weights, config.download_timeout)
+print(f"weights requested: {config.weights!r} -> used: {weights_used}")
+if weights_arg is None:
+    print("The ResNet50 base starts from RANDOM weights: this run is not transfer learning,\n"
+          "and its accuracy says nothing about the method (it only shows the pipeline runs).")
+
+# %% [markdown]
+# ## 3. The model
+#
+# `build_model` makes the architecture of the original study: raw 32×32 images → the ResNet50
+# preprocessing layer → ResNet50 without its ImageNet classifier (`include_top=False`) → a new head
+# GlobalAveragePooling2D → Dense 128 → Dense 64 → Dense 10 softmax. ResNet50 shrinks its input
+# 32-fold, so a 32×32 image leaves the base as a 1×1×2048 feature vector (at ImageNet's 224×224 it
+# would be 7×7×2048). Fixing the seed makes the head's random start repeatable.
+
+# %%
+keras.utils.set_random_seed(config.seed)
+model = build_model(weights_arg)
+print(f"{len(model.layers)} layers: {len(base_layers(model))} from ResNet50, "
+      f"{len(head_layers(model))} in the new head")
+
+# %% [markdown]
+# ## 4. Phase 1: freeze the base
+#
+# Why not train everything at once? The new head starts from random weights, so its first
+# gradients are large and essentially noise. If they flowed into the pretrained base, they would
+# damage the very features we want to reuse before the head had learned anything. So phase 1
+# treats ResNet50 as a fixed feature extractor and trains only the head. It is also much cheaper:
+# no gradients are computed for the 23.6 million base weights.
+#
+# Freezing is one flag per layer. Here is the package's code:
+
+# %%
+show_source(freeze_base)
+
+# %%
+freeze_base(model)
+print(f"total parameters:     {model.count_params():,}")
+print(f"trainable parameters: {trainable_count(model):,}")
+
+# %% [markdown]
+# `model.summary()` would list all 180 layers; here is a trimmed view of its end: the last
+# ResNet50 layers, now frozen, and the head, trainable.
+
+# %%
+for layer in model.layers[-8:]:
+    print(f"{layer.name:<20} {type(layer).__name__:<24} {layer.count_params():>9,} weights   "
+          f"trainable: {layer.trainable}")
+
+# %% [markdown]
+# Check what will train before spending time on training: 271,178 trainable weights, all of them
+# in the head (Dense 128: 2048×128 + 128; Dense 64: 128×64 + 64; Dense 10: 64×10 + 10), and not a
+# single ResNet50 layer. (`trainable_count` counts the variables the optimizer would update.)
+
+# %%
+assert model.count_params() == 23_858_890
+assert trainable_count(model) == 271_178
+assert not any(layer.trainable for layer in base_layers(model))
+assert all(layer.trainable for layer in head_layers(model))
+
+# %% [markdown]
+# ## 5. Compile, then train the head
+#
+# `compile_model` chooses what training optimises: Adam at `lr_head` (1e-3, Adam's default) on
+# categorical cross-entropy, reporting accuracy. The order matters: compile *after* setting
+# `trainable`. Keras builds its training step for the weights that are trainable at that moment;
+# notebook 04 unfreezes the base and therefore compiles again.
+
+# %%
+show_source(compile_model)
+
+# %% [markdown]
+# `train_head` is phase 1 in one call: freeze (again; freezing twice is harmless), compile, and
+# fit for `epochs_head` epochs. It stops with a clear error if the loss becomes NaN.
+
+# %%
+show_source(train_head)
+
+# %%
+with timed("phase 1"):
+    history = train_head(model, train_ds, val_ds, config, verbose=2)
+
+# %%
+assert len(history.history["loss"]) == config.epochs_head
+assert all(np.isfinite(history.history["loss"])), "phase 1 produced a NaN or infinite loss"
+assert trainable_count(model) == 271_178  # training changed weights, not what is trainable
+
+# %% [markdown]
+# ## 6. The training curves
+#
+# Loss and accuracy per epoch, on the training set (solid) and on the validation set (dashed).
+# With ImageNet weights, the validation accuracy climbs quickly and then flattens: the frozen
+# features limit how good the head can get, which is why notebook 04 fine-tunes. A validation
+# loss that rises while the training loss falls would mean the head starts to overfit. In the
+# quick profile there is a single epoch, so each curve is a single point.
+
+# %%
+plot_history(merge_histories({"head": history}), title="Phase 1: head training")
+plt.show()
+
+# %% [markdown]
+# ## 7. Test accuracy after phase 1
+
+# %%
+phase1_evaluation = evaluate(model, x_test, y_test, data.class_names)
+print(f"phase-1 test accuracy: {phase1_evaluation.accuracy:.3f} on {len(y_test)} test images "
+      f"(guessing: 0.100); weights: {weights_used}")
+
+# %%
+assert 0.0 <= phase1_evaluation.accuracy <= 1.0
+assert phase1_evaluation.probabilities.shape == (len(y_test), 10)
+
+# %% [markdown]
+# ### What to expect
+#
+# > **Published figures, not ours** (we have not reproduced them here): community write-ups of this
+# > exact 32×32 setup report roughly 70% test accuracy with the frozen base and 85–92% after full
+# > fine-tuning; Kornblith, Shlens & Le, *Do Better ImageNet Models Transfer Better?* (CVPR 2019)
+# > report about 97% for an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224.
+#
+# The quick-profile number above (random weights, 270 training images, 1 epoch) is **not** a
+# meaningful accuracy: expect something near guessing (10%). It only proves the pipeline runs.
+
+# %% [markdown]
+# ## 8. Save the result for notebook 04
+#
+# `save_checkpoint` writes the model (without optimizer state) to `config.out`, plus a small JSON
+# file with the settings and the training history. Notebook 04 loads it if the settings match, and
+# otherwise retrains phase 1 itself, so each notebook also works on its own.
+
+# %%
+checkpoint = save_checkpoint(model, Path(config.out) / "phase1.keras", config,
+                             merge_histories({"head": history}))
+print(f"saved {checkpoint} ({checkpoint.stat().st_size / 2**20:.0f} MB)")
+
+# %%
+assert checkpoint.exists() and checkpoint.with_suffix(".json").exists()
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Train the head longer.** Run phase 1 for 3 epochs and compare the curves with the ones
+# above. Where does the validation accuracy stop improving?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# longer = load_config(epochs_head=3)
+# keras.utils.set_random_seed(longer.seed)
+# model_3 = build_model(weights_arg)
+# history_3 = train_head(model_3, train_ds, val_ds, longer, verbose=2)
+# plot_history(merge_histories({"head": history_3}))
+# plt.show()
+# ```
+#
+# With ImageNet weights the validation accuracy rises fast in the first epochs and then flattens;
+# more head epochs then buy little, because the frozen features are the limit. (With the quick
+# profile's random weights and 270 images, the curves are mostly noise.)
+# </details>
+
+# %% [markdown]
+# **2. Count the head's weights by hand.** Where do the 271,178 trainable parameters come from?
+# Why does GlobalAveragePooling2D add none?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# Each Dense layer has one weight per input–output pair plus one bias per output:
+#
+# ```python
+# dense_128 = 2048 * 128 + 128  # 262,272
+# dense_64 = 128 * 64 + 64      #   8,256
+# dense_10 = 64 * 10 + 10       #     650
+# print(dense_128 + dense_64 + dense_10)  # 271,178
+# print([layer.count_params() for layer in head_layers(model)])
+# ```
+#
+# Global average pooling only averages each of the 2,048 feature maps over its spatial positions;
+# there is nothing to learn.
+# </details>
+
+# %% [markdown]
+# **3. How much does freezing save?** Time one epoch of phase 1, then one epoch with every layer
+# trainable (a fresh model, not the one above). Why is the second one slower?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# everything = build_model(weights_arg)
+# compile_model(everything, config.lr_head)  # nothing frozen: all layers trainable
+# with timed("one epoch, everything trainable"):
+#     everything.fit(train_ds, epochs=1, verbose=0, shuffle=False)  # train_ds shuffles itself
+# ```
+#
+# With the base frozen, training needs the forward pass through ResNet50 but gradients only for
+# the head. With everything trainable, the backward pass runs through the whole network and Adam
+# updates 23.8 million weights. Measured on a 2-core CPU with the full seed settings, phase 1 ran
+# at about 750 images/s and phase 2 (nearly everything trainable) at about 200 images/s.
+# (Compile the fresh model *after* any `trainable` change: that is what `train_head` does.)
+# </details>

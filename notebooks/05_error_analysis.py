@@ -1,0 +1,294 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     provenance: []
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,accelerator,colab
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Error analysis: what does the fine-tuned model get wrong?
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/05_error_analysis.ipynb)
+#
+# **What you will learn**
+#
+# - to read a classification report and a row-normalised confusion matrix;
+# - to find the most-confused class pairs, and to look at the images behind them;
+# - to study the model's most *confident* mistakes, and how confident it is when right or wrong;
+# - why a single accuracy number hides most of what you want to know.
+#
+# **Time**
+#
+# - Quick profile (CI, workshops): about 9 s on a 2-core CPU with notebook 04's result saved,
+#   about 38 s when it has to recreate both phases first (measured under nbval).
+# - Full seed profile, 2-core CPU: if notebook 04 saved its model here, only the predictions on
+#   the 10,000 test images run, roughly 15 s (derived from measured throughput: the phase-1 rate of
+#   about 750 images/s is mostly this same forward pass). Otherwise the notebook first recreates
+#   both training phases: roughly an hour (derived from measured throughput).
+# - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
+
+# %%
+# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+import os
+import subprocess
+import sys
+
+IS_COLAB = "google.colab" in sys.modules
+USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
+if IS_COLAB:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                   check=True)
+    if USE_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ.setdefault("CIFAR_OUT", "/content/drive/MyDrive/cifar10-course")
+
+# %%
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cifar_helpers import load_config
+from cifar_helpers.analysis import (confused_examples, most_confident_mistakes, pair_confusion,
+                                    plot_confidence_histogram, plot_confused_pair,
+                                    prediction_titles, split_confidence)
+from cifar_helpers.config import describe
+from cifar_helpers.course import environment_report, phase2_model, show_source, timed
+from cifar_helpers.data import make_dataset
+from cifar_helpers.evaluation import evaluate
+from cifar_helpers.plots import plot_confusion, plot_image_grid
+from cifar_helpers.study import prepare_data
+
+environment_report()
+config = load_config()
+print(describe(config))
+
+# %% [markdown]
+# The run settings. Keep them as in notebooks 03 and 04 so that the fine-tuned model they saved
+# in `config.out` is reused (change settings with `load_config(...)` or `CIFAR_*` environment
+# variables, as before).
+
+# %% [markdown]
+# ## 1. The fine-tuned model and its test predictions
+#
+# `phase2_model` loads notebook 04's model if it was saved here with the same settings; otherwise
+# it recreates phases 1 and 2 now (that is what the training data is needed for) and says so.
+# `evaluate` runs the model once over the test set and keeps everything this notebook looks at:
+# the probabilities of each class for each image, the predictions, the confusion matrix and the
+# classification report.
+
+# %%
+data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
+train_ds = make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
+val_ds = make_dataset(x_val, y_val, config.batch_size)
+class_names = data.class_names
+
+keras.utils.set_random_seed(config.seed)
+model, history = phase2_model(config, train_ds, val_ds)
+with timed("predictions on the test set"):
+    evaluation = evaluate(model, x_test, y_test, class_names)
+print(f"test accuracy: {evaluation.accuracy:.3f} on {len(y_test)} images "
+      f"(data: {data.source}, weights setting: {config.weights!r})")
+
+# %% [markdown]
+# Before interpreting anything, check that the numbers are consistent: each image's ten
+# probabilities sum to 1, the confusion matrix counts every test image exactly once, and accuracy
+# is its diagonal (the correct predictions) divided by the total.
+
+# %%
+probabilities, confusion = evaluation.probabilities, evaluation.confusion
+assert probabilities.shape == (len(y_test), len(class_names))
+assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+assert confusion.sum() == len(y_test)
+assert np.isclose(evaluation.accuracy, np.trace(confusion) / confusion.sum())
+assert np.array_equal(evaluation.predictions, probabilities.argmax(axis=1))
+
+# %% [markdown]
+# ### What to expect
+#
+# > **Published figures, not ours** (we have not reproduced them here): community write-ups of this
+# > exact 32×32 setup report roughly 70% test accuracy with the frozen base and 85–92% after full
+# > fine-tuning; Kornblith, Shlens & Le, *Do Better ImageNet Models Transfer Better?* (CVPR 2019)
+# > report about 97% for an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224.
+#
+# In the quick profile (random weights, 270 training images, 1 + 1 epochs, 100 test images) the
+# accuracy is **not** meaningful, and neither is anything below: which classes look "hard", which
+# pairs are "confused" and which mistakes are "confident" is noise. The cells only prove that the
+# analysis runs. Run the seed profile to see real patterns.
+
+# %% [markdown]
+# ## 2. Per-class precision and recall
+#
+# For each class: **precision** — of the images predicted as this class, the share that really
+# are; **recall** — of the images of this class, the share found; **f1** — their harmonic mean;
+# **support** — how many test images the class has. A class with high recall but low precision is
+# one the model predicts too often (a "dumping ground" for uncertain images).
+
+# %%
+print(evaluation.report)
+
+# %% [markdown]
+# ## 3. The confusion matrix
+#
+# Rows are the true classes, columns the predictions. Each row is divided by its total, so the
+# diagonal shows each class's recall and every off-diagonal cell the share of that class that was
+# mistaken for the column's class.
+
+# %%
+plot_confusion(confusion, class_names)
+plt.show()
+
+# %% [markdown]
+# ## 4. The most-confused pairs
+#
+# The largest off-diagonal counts, as (true class → predicted class). With real training, the
+# classic CIFAR-10 confusions are **cat ↔ dog** and **automobile ↔ truck**: at 32×32 pixels, pets
+# of similar size, pose and colour, or vehicles with similar shape and background, differ in few
+# details. On the quick profile this list is noise.
+
+# %%
+for true_name, predicted_name, count in evaluation.most_confused:
+    print(f"{true_name:>10} → {predicted_name:<10} {count:4d} images")
+
+# %% [markdown]
+# ## 5. The most confident mistakes
+#
+# Mistakes the model made while being *sure* are the most instructive: they point at mislabelled
+# test images, genuinely ambiguous ones, or shortcuts the model has learned (a ship-like
+# background, a typical colour). Each title reads `true→predicted p=confidence`.
+
+# %%
+show_source(confused_examples)
+
+# %%
+mistakes = most_confident_mistakes(probabilities, y_test, k=16)
+if len(mistakes):
+    plot_image_grid(x_test[mistakes],
+                    prediction_titles(mistakes, probabilities, y_test, class_names))
+    plt.show()
+else:
+    print("No mistakes on this test set.")
+
+# %%
+assert all(evaluation.predictions[i] != y_test[i] for i in mistakes)
+assert np.all(np.diff(probabilities[mistakes].max(axis=1)) <= 0)  # most confident first
+
+# %% [markdown]
+# ## 6. How sure is the model when it is right, and when it is wrong?
+#
+# The confidence of a prediction is the probability the model gives to the class it predicts.
+# A useful model is mostly confident when right and less so when wrong; then its confidence can be
+# used, for example, to send unsure images to a human. The histogram shows each group as shares
+# of itself, because there are usually far more correct predictions than wrong ones. (A model with
+# random weights, as in the quick profile, is unsure about everything: its confidences stay near
+# 1/10.)
+
+# %%
+plot_confidence_histogram(probabilities, y_test)
+plt.show()
+right, wrong = split_confidence(probabilities, y_test)
+print(f"median confidence: {np.median(right) if len(right) else float('nan'):.2f} when right "
+      f"({len(right)} images), {np.median(wrong) if len(wrong) else float('nan'):.2f} when wrong "
+      f"({len(wrong)} images)")
+
+# %%
+assert len(right) + len(wrong) == len(y_test)
+assert len(right) == np.trace(confusion)
+
+# %% [markdown]
+# ## 7. A closer look at two pairs: automobile/truck and cat/dog
+#
+# First the counts in both directions (from the confusion matrix), then the images: the top row
+# shows the first class mistaken for the second, the bottom row the reverse, most confident first.
+
+# %%
+for first, second in (("automobile", "truck"), ("cat", "dog")):
+    print(pair_confusion(confusion, class_names, first, second))
+
+# %%
+plot_confused_pair(x_test, probabilities, y_test, class_names, "automobile", "truck")
+plt.show()
+
+# %% [markdown]
+# Automobiles and trucks share wheels, windows and road backgrounds; pick-ups and vans sit between
+# the two classes, and at 32×32 the size cue is often gone.
+
+# %%
+plot_confused_pair(x_test, probabilities, y_test, class_names, "cat", "dog")
+plt.show()
+
+# %% [markdown]
+# Cats and dogs come in similar poses, sizes and colours, often indoors; at 32×32 the features
+# that tell them apart (snout, ears) cover only a few pixels. Look for images where *you* hesitate:
+# some of the model's mistakes are honest ambiguities, not failures.
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. The weakest classes.** Which three classes have the lowest recall (per-class accuracy)?
+# Are they the classes that appear in the most-confused pairs?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# worst = sorted(evaluation.per_class_accuracy.items(), key=lambda item: item[1])[:3]
+# print(worst)
+# print(evaluation.most_confused)
+# ```
+#
+# With real training the weakest classes are usually those in the confused pairs (such as cat
+# and dog); a class can also be weak because it is confused with *many* classes a little, which
+# the pair list does not show but the confusion matrix row does.
+# </details>
+
+# %% [markdown]
+# **2. Top-2 accuracy.** How often is the true class among the model's *two* most probable
+# classes? What does the gap to the ordinary (top-1) accuracy tell you?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# top2 = np.argsort(probabilities, axis=1)[:, -2:]
+# top2_accuracy = np.mean([label in row for label, row in zip(y_test, top2)])
+# print(f"top-1 {evaluation.accuracy:.3f}, top-2 {top2_accuracy:.3f}")
+# ```
+#
+# A large gap means many mistakes are "near misses" where the right class came second — typical
+# of similar pairs like cat/dog. A small gap means the wrong predictions are not close calls.
+# </details>
+
+# %% [markdown]
+# **3. Another pair, and the unsure correct ones.** Look at deer/horse with `plot_confused_pair`.
+# Then show the 16 *least* confident correct predictions: what do they have in common?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# plot_confused_pair(x_test, probabilities, y_test, class_names, "deer", "horse")
+# plt.show()
+#
+# correct = np.flatnonzero(evaluation.predictions == y_test)
+# unsure = correct[np.argsort(probabilities[correct].max(axis=1))][:16]
+# plot_image_grid(x_test[unsure], prediction_titles(unsure, probabilities, y_test, class_names))
+# plt.show()
+# ```
+#
+# Unsure correct predictions are often small or partly visible objects, unusual viewpoints, or
+# cluttered backgrounds — the same kinds of images that, a little further, become mistakes.
+# </details>
