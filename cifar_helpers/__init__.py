@@ -1,6 +1,7 @@
 """Helpers for the CIFAR-10 transfer-learning course (ResNet50, two-phase fine-tuning).
 
-Submodules: `config`, `data`, `model`, `training`, `evaluation`, `plots`, `study`, `cli`.
+Submodules: `config`, `data`, `model`, `training`, `evaluation`, `plots`, `study`, `cli`,
+`resume`, and for the notebooks `course`, `batchnorm`, `exploration`, `analysis`.
 Common names are importable from the package itself; TensorFlow loads only when one is used.
 """
 
@@ -23,6 +24,8 @@ _LAZY = {
     "evaluation": ("evaluate", "Evaluation", "most_confused_pairs", "predict_proba"),
     "plots": ("plot_history", "plot_confusion", "plot_image_grid", "save_figure"),
     "study": ("run_study", "prepare_data"),
+    "course": ("environment_report", "show_source", "save_checkpoint", "phase1_model",
+               "phase2_model", "timed"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
