@@ -69,6 +69,14 @@ def prepare_data(config: Config):
     return data, train, val, (x_test, y_test)
 
 
+def training_datasets(config: Config, train, val):
+    """The tf.data pipelines both phases train on: shuffled (seeded) training, ordered validation."""
+    from .data import make_dataset
+
+    return (make_dataset(*train, config.batch_size, shuffle=True, seed=config.seed),
+            make_dataset(*val, config.batch_size))
+
+
 def _recorded_warnings(caught: list) -> list[str]:
     """Print captured warnings loudly on stderr and return their texts for metrics.json."""
     texts = [str(w.message) for w in caught]
@@ -108,13 +116,11 @@ PHASES = (("head", "training the head on the frozen base"),
 
 def _train_both_phases(model, train, val, config: Config, state, log, verbose) -> None:
     """Phase 1 then phase 2, skipping finished phases and resuming an interrupted one."""
-    from .data import make_dataset
     from .model import trainable_count
     from .resume import LOG_FILE, backup_callback, best_logged, kill_switch
     from .training import fine_tune, standard_callbacks, train_head
 
-    train_ds = make_dataset(*train, config.batch_size, shuffle=True, seed=config.seed)
-    val_ds = make_dataset(*val, config.batch_size)
+    train_ds, val_ds = training_datasets(config, train, val)
     callbacks = standard_callbacks(state.staging, config.early_stopping_patience,
                                    best_logged(state.staging / LOG_FILE))
     runners = {"head": (train_head, 0), "finetune": (fine_tune, config.epochs_head)}

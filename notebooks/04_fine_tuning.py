@@ -75,7 +75,7 @@ from cifar_helpers.data import make_dataset
 from cifar_helpers.evaluation import evaluate
 from cifar_helpers.model import trainable_count, unfreeze_base
 from cifar_helpers.plots import plot_history
-from cifar_helpers.study import prepare_data
+from cifar_helpers.study import prepare_data, training_datasets
 from cifar_helpers.training import fine_tune, merge_histories
 
 environment_report()
@@ -98,8 +98,7 @@ print(describe(config))
 
 # %%
 data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
-train_ds = make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
-val_ds = make_dataset(x_val, y_val, config.batch_size)
+train_ds, val_ds = training_datasets(config, (x_train, y_train), (x_val, y_val))
 print(f"data: {data.source}; train {len(x_train)}, validation {len(x_val)}, test {len(x_test)}")
 
 # %%

@@ -67,10 +67,9 @@ from cifar_helpers.analysis import (confused_examples, most_confident_mistakes, 
                                     prediction_titles, split_confidence)
 from cifar_helpers.config import describe
 from cifar_helpers.course import environment_report, phase2_model, show_source, timed
-from cifar_helpers.data import make_dataset
 from cifar_helpers.evaluation import evaluate
 from cifar_helpers.plots import plot_confusion, plot_image_grid
-from cifar_helpers.study import prepare_data
+from cifar_helpers.study import prepare_data, training_datasets
 
 environment_report()
 config = load_config()
@@ -92,8 +91,7 @@ print(describe(config))
 
 # %%
 data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
-train_ds = make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
-val_ds = make_dataset(x_val, y_val, config.batch_size)
+train_ds, val_ds = training_datasets(config, (x_train, y_train), (x_val, y_val))
 class_names = data.class_names
 
 keras.utils.set_random_seed(config.seed)
