@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -72,9 +73,14 @@ def save_checkpoint(model, path: str | Path, config: Config, history: dict | Non
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_for_inference(model, path)
+    # Temporary names, then renames: a reader (another notebook) never sees half a file.
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    save_for_inference(model, temporary)
+    temporary.replace(path)
     record = {"settings": fingerprint(config), "history": history or {}}
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    temporary_record = path.with_name(f".{path.stem}.{os.getpid()}.tmp.json")
+    temporary_record.write_text(json.dumps(record, indent=2))
+    temporary_record.replace(path.with_suffix(".json"))
     return path
 
 

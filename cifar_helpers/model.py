@@ -71,7 +71,7 @@ def build_model(weights: str | None = "imagenet", input_shape: tuple[int, int, i
     """The seed architecture; ResNet50 layers sit directly in the model, reachable for Grad-CAM."""
     weights_arg, _ = resolve_weights(weights, timeout)
     inputs = keras.Input(shape=input_shape, name="image")
-    preprocessed = ResNet50Preprocess(name="preprocess")(inputs)
+    preprocessed = ResNet50Preprocess(name="preprocess", dtype="float32")(inputs)
     try:
         with socket_timeout(timeout):
             base = keras.applications.ResNet50(include_top=False, weights=weights_arg,

@@ -118,7 +118,8 @@ def _train_both_phases(model, train, val, config: Config, state, log, verbose) -
     """Phase 1 then phase 2, skipping finished phases and resuming an interrupted one."""
     from .model import trainable_count
     from .resume import LOG_FILE, backup_callback, best_logged, kill_switch
-    from .training import fine_tune, standard_callbacks, train_head
+    from .training import (fine_tune, standard_callbacks, train_head,
+                           train_head_on_cached_features)
 
     train_ds, val_ds = training_datasets(config, train, val)
     callbacks = standard_callbacks(state.staging, config.early_stopping_patience,
@@ -132,7 +133,11 @@ def _train_both_phases(model, train, val, config: Config, state, log, verbose) -
         runner, first_epoch = runners[name]
         extra = [backup_callback(state.staging, name), *kill_switch(name, first_epoch)]
         start = time.perf_counter()
-        history = runner(model, train_ds, val_ds, config, [*callbacks, *extra], verbose=verbose)
+        if name == "head" and config.feature_cache:
+            history = train_head_on_cached_features(model, train, val, config, callbacks, verbose,
+                                                    cache_dir=state.staging / "features")
+        else:
+            history = runner(model, train_ds, val_ds, config, [*callbacks, *extra], verbose=verbose)
         record = _phase_record(history, time.perf_counter() - start, len(train[1]),
                                trainable_count(model))
         state.finish_phase(name, model, record)
@@ -205,6 +210,7 @@ def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[di
     from .evaluation import evaluate
     from .model import build_model
     from .resume import RunState
+    from .speed import dtype_policy, resolve_precision
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -215,7 +221,10 @@ def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[di
     sizes = {"train_images": len(train[1]), "val_images": len(val[1]), "test_images": len(test[1])}
     log(f"Data: {data.source} {sizes}; weights: {weights_used}")
     state = RunState.open(staging, config)
-    model = build_model(weights_arg if not state.phases else None, timeout=config.download_timeout)
+    precision = resolve_precision(config.precision)
+    with dtype_policy(precision):
+        model = build_model(weights_arg if not state.phases else None,
+                            timeout=config.download_timeout)
     if state.resumed:
         log(f"Resuming the interrupted run in {staging} "
             f"(finished phases: {', '.join(state.phases) or 'none'}).")
@@ -224,6 +233,7 @@ def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[di
     evaluation = evaluate(model, *test, data.class_names)
     metrics = build_metrics(config, data, sizes, weights_used, notices, state, evaluation,
                             time.perf_counter() - started)
+    metrics["precision"] = precision
     write_artifacts(staging, model, metrics, evaluation, data.class_names)
     return metrics, evaluation
 

@@ -34,7 +34,8 @@ def standard_callbacks(out_dir: str | Path | None, early_stopping_patience: int 
         out_dir = Path(out_dir)
         callbacks += [
             keras.callbacks.ModelCheckpoint(out_dir / "best.weights.h5", monitor="val_accuracy",
-                                            save_best_only=True, save_weights_only=True,
+                                            mode="max", save_best_only=True,
+                                            save_weights_only=True,
                                             initial_value_threshold=best_so_far),
             keras.callbacks.CSVLogger(str(out_dir / "training_log.csv"), append=True),
         ]
@@ -71,6 +72,48 @@ def train_head(model: keras.Model, train_ds, val_ds, config: Config,
     compile_model(model, config.lr_head)
     return _fit(model, train_ds, val_ds, first_epoch=0, last_epoch=config.epochs_head,
                 callbacks=callbacks, verbose=verbose)
+
+
+class _OnModel(keras.callbacks.Callback):
+    """Runs a callback against another model: the full model while its head trains alone."""
+
+    def __init__(self, callback: keras.callbacks.Callback, model: keras.Model):
+        super().__init__()
+        self.callback = callback
+        callback.set_model(model)
+
+    def set_model(self, model):
+        pass  # fit hands us the head-only model; the wrapped callback keeps the full one
+
+    def on_train_begin(self, logs=None):
+        self.callback.on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.callback.on_epoch_end(epoch, logs)
+
+
+def train_head_on_cached_features(model: keras.Model, train, val, config: Config,
+                                  callbacks: Sequence[keras.callbacks.Callback] = (),
+                                  verbose="auto", *, cache_dir: str | Path
+                                  ) -> keras.callbacks.History:
+    """Phase 1 as `train_head`, but the frozen base runs once: the head trains on cached features.
+
+    Applies because the base is frozen (BatchNorm in inference mode) and nothing augments the
+    images, so every epoch would compute the same features. The head layers are shared with
+    `model`, so training them trains the full model's head. `train`/`val` are (images, labels).
+    Checkpoints are written from the full model; no mid-phase backup (the phase takes seconds).
+    """
+    from .speed import dtype_policy, feature_datasets, head_on_features
+
+    freeze_base(model)
+    with dtype_policy(model.dtype_policy.name):
+        head = head_on_features(model)
+    compile_model(head, config.lr_head)
+    train_ds, val_ds = feature_datasets(model, train, val, config, cache_dir)
+    kept = [_OnModel(c, model) if isinstance(c, keras.callbacks.ModelCheckpoint) else c
+            for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)]
+    return _fit(head, train_ds, val_ds, first_epoch=0, last_epoch=config.epochs_head,
+                callbacks=kept, verbose=verbose)
 
 
 def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,

@@ -1,0 +1,166 @@
+"""Speed of the naive seed-style path versus this repo's path, measured in one run on this machine.
+
+    python benchmarks/benchmark.py                      # full CIFAR-10 size: 50,000 synthetic images
+    python benchmarks/benchmark.py --images 5000        # a shorter run
+
+Prints (and writes as JSON with --json) the machine's matmul peak in float32 and bfloat16, and for
+phase 1 and phase 2 the images/s and effective GFLOP/s of (a) the naive Keras `fit` on NumPy arrays
+(float32, batch 32, as in the seed) and (b) the `fast` profile's path, with their ratios. Effective
+FLOPs of a training image = 3 x forward FLOPs (ResNet50 at 32x32: 78.7 M multiply-adds forward).
+Each figure is the median of --repeats measurements. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cifar_helpers.config import load_config  # noqa: E402
+from cifar_helpers.data import make_dataset  # noqa: E402
+from cifar_helpers.model import build_model, freeze_base, unfreeze_base  # noqa: E402
+from cifar_helpers.speed import dtype_policy, resolve_precision  # noqa: E402
+from cifar_helpers.training import compile_model, train_head_on_cached_features  # noqa: E402
+
+FORWARD_FLOPS = 2 * 78.7e6  # one multiply-add = 2 FLOPs
+TRAIN_FLOPS = 3 * FORWARD_FLOPS
+
+
+def median_time(run, repeats: int) -> float:
+    """Median wall time of `run()` over `repeats` calls (after the caller has warmed it up)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak(dtype, repeats: int, n: int = 2048, reps: int = 10) -> float:
+    """GFLOP/s of large square matmuls in `dtype` (the machine's practical peak)."""
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
+    step = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+    step().numpy()
+
+    def run():
+        for _ in range(reps):
+            result = step()
+        result.numpy()
+    return 2 * n**3 * reps / median_time(run, repeats) / 1e9
+
+
+def synthetic(images: int, seed: int = 0):
+    """CIFAR-shaped random images and labels."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (images, 32, 32, 3), dtype=np.uint8),
+            rng.integers(0, 10, images))
+
+
+def naive_epoch_seconds(model, x, y, repeats: int) -> float:
+    """Seed style: `fit` on NumPy float32 arrays, batch 32, one epoch per measurement."""
+    x32, onehot = x.astype("float32"), keras.utils.to_categorical(y, 10)
+    model.fit(x32[:64], onehot[:64], batch_size=32, epochs=1, verbose=0)  # warm-up: tracing
+    return median_time(lambda: model.fit(x32, onehot, batch_size=32, epochs=1, verbose=0),
+                       repeats)
+
+
+def fast_phase2_epoch_seconds(x, y, batch_size: int, precision: str, repeats: int) -> float:
+    """Our phase 2: tf.data pipeline, `batch_size`, mixed precision where the hardware has it."""
+    with dtype_policy(precision):
+        model = build_model(weights=None)
+    unfreeze_base(model)
+    compile_model(model, 1e-5)
+    data = make_dataset(x, y, batch_size, shuffle=True, seed=0)
+    model.fit(data.take(2), epochs=1, verbose=0)
+    return median_time(lambda: model.fit(data, epochs=1, verbose=0), repeats)
+
+
+def fast_phase1_seconds(x, y, precision: str, epochs: int, repeats: int) -> float:
+    """Our phase 1 for `epochs` epochs: features computed once (fresh cache), head trained on them."""
+    config = load_config("fast", environ={}, epochs_head=epochs, precision=precision)
+    split = len(y) * 9 // 10
+    with dtype_policy(precision):
+        model = build_model(weights=None)
+
+    def run():
+        with tempfile.TemporaryDirectory() as cache:
+            train_head_on_cached_features(model, (x[:split], y[:split]), (x[split:], y[split:]),
+                                          config, verbose=0, cache_dir=cache)
+    run()  # warm-up
+    return median_time(run, repeats)
+
+
+def naive_model(phase: str):
+    """The seed's float32 model, frozen (phase 1) or unfrozen (phase 2), compiled."""
+    model = build_model(weights=None)
+    (freeze_base if phase == "head" else unfreeze_base)(model)
+    compile_model(model, 1e-3 if phase == "head" else 1e-5)
+    return model
+
+
+def rates(images_per_second: float, peak: float) -> dict:
+    """Images/s, effective GFLOP/s and its share of the matmul peak."""
+    gflops = images_per_second * TRAIN_FLOPS / 1e9
+    return {"images_per_second": round(images_per_second, 1), "effective_gflops": round(gflops, 1),
+            "share_of_peak": round(gflops / peak, 3)}
+
+
+def measure(args) -> dict:
+    """Every figure of the benchmark, in one run."""
+    precision = resolve_precision("auto")
+    peaks = {"float32": matmul_peak(tf.float32, args.repeats),
+             "bfloat16": matmul_peak(tf.bfloat16, args.repeats)}
+    fast_peak = peaks["bfloat16" if "bfloat16" in precision else "float32"]
+    x, y = synthetic(args.images)
+    naive1 = naive_epoch_seconds(naive_model("head"), x, y, args.repeats) * args.epochs
+    fast1 = fast_phase1_seconds(x, y, precision, args.epochs, args.repeats)
+    naive2 = naive_epoch_seconds(naive_model("finetune"), x, y, args.repeats)
+    fast2 = fast_phase2_epoch_seconds(x, y, args.batch_size, precision, args.repeats)
+    batch_sizes = {b: round(len(y) / fast_phase2_epoch_seconds(x, y, b, precision, 1), 1)
+                   for b in args.try_batch_sizes}
+    return {
+        "images": args.images, "repeats": args.repeats, "precision": precision,
+        "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+        "phase1": {"epochs": args.epochs, "naive_seconds": round(naive1, 1),
+                   "fast_seconds": round(fast1, 1), "speedup": round(naive1 / fast1, 2)},
+        "phase2": {"naive": rates(len(y) / naive2, peaks["float32"]),
+                   "fast": {**rates(len(y) / fast2, fast_peak), "batch_size": args.batch_size},
+                   "speedup": round(naive2 / fast2, 2)},
+        "phase2_fast_images_per_second_by_batch_size": batch_sizes,
+        "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
+                    "keras": keras.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))},
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=50_000)
+    parser.add_argument("--epochs", type=int, default=10, help="phase-1 epochs compared")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=load_config("fast", environ={}).batch_size)
+    parser.add_argument("--try-batch-sizes", type=lambda s: [int(v) for v in s.split(",") if v],
+                        default=[], help="e.g. 32,64,128,256: phase-2 images/s of each (1 run)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    results = measure(args)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

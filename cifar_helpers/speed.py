@@ -1,0 +1,100 @@
+"""Speed without changing the recipe: mixed precision where the hardware has it, and phase 1 on
+cached features (the frozen base runs once over the data instead of once per epoch)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+from typing import Iterator
+
+import keras
+import numpy as np
+
+from .config import Config
+from .data import make_dataset
+from .model import HEAD_LAYER_NAMES, base_layers
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+CACHE_FORMAT = "features-v1"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), where bf16 pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: str) -> str:
+    """'auto' -> mixed_float16 on a GPU, mixed_bfloat16 on a bf16 CPU, else float32."""
+    if requested != "auto":
+        if requested not in PRECISIONS:
+            from .errors import ConfigError
+            raise ConfigError(f"precision must be auto or one of {', '.join(PRECISIONS)}")
+        return requested
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Build layers under a dtype policy, then restore the previous global policy."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """The frozen part of the model: image -> pooled 2048-d ResNet50 features."""
+    return keras.Model(model.input, model.get_layer(HEAD_LAYER_NAMES[0]).output)
+
+
+def head_on_features(model: keras.Model) -> keras.Model:
+    """The head as a model of its own that SHARES its Dense layers (and weights) with `model`."""
+    width = model.get_layer(HEAD_LAYER_NAMES[0]).output.shape[-1]
+    x = inputs = keras.Input(shape=(width,), name="features")
+    for name in HEAD_LAYER_NAMES[1:]:
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name="head_on_features")
+
+
+def cache_key(model: keras.Model, x: np.ndarray) -> str:
+    """Identify features by data, base weights, input size and precision policy, nothing less."""
+    digest = hashlib.sha256(CACHE_FORMAT.encode())
+    digest.update(np.ascontiguousarray(x).tobytes())
+    for variable in (v for layer in base_layers(model) for v in layer.weights):
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    digest.update(repr((tuple(model.input.shape), model.dtype_policy.name)).encode())
+    return digest.hexdigest()[:32]
+
+
+def cached_features(model: keras.Model, x: np.ndarray, cache_dir: str | Path,
+                    batch_size: int = 256) -> np.ndarray:
+    """Pooled base features of `x`, computed once and stored under their cache key."""
+    path = Path(cache_dir) / f"{cache_key(model, x)}.npy"
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    features = feature_extractor(model).predict(make_dataset(x, None, batch_size), verbose=0)
+    features = np.asarray(features, dtype=np.float32)  # bf16 -> f32 is exact
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp.npy")
+    np.save(temporary, features)
+    temporary.replace(path)
+    return features
+
+
+def feature_datasets(model: keras.Model, train, val, config: Config, cache_dir: str | Path):
+    """Training and validation pipelines over cached features, shuffled exactly as the image ones."""
+    f_train = cached_features(model, train[0], cache_dir)
+    f_val = cached_features(model, val[0], cache_dir)
+    return (make_dataset(f_train, train[1], config.batch_size, shuffle=True, seed=config.seed),
+            make_dataset(f_val, val[1], config.batch_size))
