@@ -78,12 +78,13 @@ def cache_key(model: keras.Model, x: np.ndarray) -> str:
 
 
 def cached_features(model: keras.Model, x: np.ndarray, cache_dir: str | Path,
-                    batch_size: int = 256) -> np.ndarray:
+                    batch_size: int = 256, extractor: keras.Model | None = None) -> np.ndarray:
     """Pooled base features of `x`, computed once and stored under their cache key."""
     path = Path(cache_dir) / f"{cache_key(model, x)}.npy"
     if path.exists():
         return np.load(path, allow_pickle=False)
-    features = feature_extractor(model).predict(make_dataset(x, None, batch_size), verbose=0)
+    extractor = extractor or feature_extractor(model)
+    features = extractor.predict(make_dataset(x, None, batch_size), verbose=0)
     features = np.asarray(features, dtype=np.float32)  # bf16 -> f32 is exact
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp.npy")
@@ -94,7 +95,8 @@ def cached_features(model: keras.Model, x: np.ndarray, cache_dir: str | Path,
 
 def feature_datasets(model: keras.Model, train, val, config: Config, cache_dir: str | Path):
     """Training and validation pipelines over cached features, shuffled exactly as the image ones."""
-    f_train = cached_features(model, train[0], cache_dir)
-    f_val = cached_features(model, val[0], cache_dir)
+    extractor = feature_extractor(model)  # one predict function for both arrays
+    f_train = cached_features(model, train[0], cache_dir, extractor=extractor)
+    f_val = cached_features(model, val[0], cache_dir, extractor=extractor)
     return (make_dataset(f_train, train[1], config.batch_size, shuffle=True, seed=config.seed),
             make_dataset(f_val, val[1], config.batch_size))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -10,7 +11,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -192,15 +193,11 @@ def write_artifacts(staging: Path, model, metrics: dict, evaluation, class_names
     from .model import save_for_inference
     from .plots import plot_confusion, plot_history, save_figure
 
-    try:
-        save_for_inference(model, staging / "model.keras")
-        save_figure(plot_history(metrics["history"]), staging / "history.png")
-        save_figure(plot_confusion(evaluation.confusion, class_names), staging / "confusion.png")
-        (staging / "report.md").write_text(render_report(metrics, evaluation), encoding="utf-8")
-        (staging / RESULT_MARKER).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"could not write results to {staging.parent}: "
-                          f"{exc.strerror or exc}") from None
+    save_for_inference(model, staging / "model.keras")
+    save_figure(plot_history(metrics["history"]), staging / "history.png")
+    save_figure(plot_confusion(evaluation.confusion, class_names), staging / "confusion.png")
+    (staging / "report.md").write_text(render_report(metrics, evaluation), encoding="utf-8")
+    (staging / RESULT_MARKER).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
 
 def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[dict, object]:
@@ -238,6 +235,21 @@ def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[di
     return metrics, evaluation
 
 
+@contextlib.contextmanager
+def _write_failures_as_output_errors(staging: Path) -> Iterator[None]:
+    """A failed write while training or saving (a full disk, say) becomes one clear OutputError.
+
+    Data and model files are read earlier and raise their own errors, so an OSError here is about
+    writing checkpoints or results; the training state in `staging` is kept for a resume.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"could not write to {staging.parent}: {exc.strerror or exc}; the "
+                          f"training state is kept in {staging}: free some space and run the "
+                          "same command again") from None
+
+
 def run_study(config: Config, log: Callable[[str], None] = print, verbose="auto") -> dict:
     """Run (or resume) the two-phase study and write its results to `config.out`."""
     from .errors import CifarHelpersError
@@ -245,7 +257,8 @@ def run_study(config: Config, log: Callable[[str], None] = print, verbose="auto"
     out = Path(config.out)
     staging = prepare_output(out)
     try:
-        metrics, _ = _train_and_evaluate(config, staging, log, verbose)
+        with _write_failures_as_output_errors(staging):
+            metrics, _ = _train_and_evaluate(config, staging, log, verbose)
     except CifarHelpersError as error:
         if not isinstance(error, OutputError):  # bad data or settings: a rerun fails the same way
             shutil.rmtree(staging, ignore_errors=True)

@@ -95,3 +95,13 @@ def test_weights_spec_variants(tmp_path):
     assert resolve_weights("none") == (None, "none (random initialisation)")
     with pytest.raises(WeightsError, match="not found"):
         resolve_weights(str(tmp_path / "missing.h5"))
+
+
+def test_model_with_code_in_it_is_refused_by_safe_mode(tmp_path):
+    """A .keras file carrying a Lambda layer (arbitrary Python) is refused, not executed."""
+    inputs = keras.Input((4,))
+    tampered = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    path = tmp_path / "tampered.keras"
+    tampered.save(path)
+    with pytest.raises(WeightsError, match="cannot load model safely.*(safe_mode|Lambda)"):
+        load_trained_model(path)

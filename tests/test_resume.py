@@ -47,3 +47,26 @@ def test_killed_in_each_phase_then_resumed_loses_nothing(tmp_path):
     with open(out / "training_log.csv") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
     assert not (out / ".partial").exists()
+
+
+def test_full_disk_while_writing_results_keeps_training_state(tmp_path, monkeypatch):
+    """Writing results fails (no space left): no metrics.json, the trained state stays to resume."""
+    import errno
+
+    import pytest
+
+    from cifar_helpers import model as model_module
+    from cifar_helpers.config import load_config
+    from cifar_helpers.errors import OutputError
+    from cifar_helpers.study import run_study
+
+    def disk_full(model, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(model_module, "save_for_inference", disk_full)
+    config = load_config("quick", environ={}, train_limit=100, test_limit=20, epochs_finetune=0,
+                         out=str(tmp_path / "out"))
+    with pytest.raises(OutputError, match="No space left on device"):
+        run_study(config, log=lambda text: None, verbose=0)
+    assert not (tmp_path / "out" / "metrics.json").exists()
+    assert not (tmp_path / "out" / "model.keras").exists()
+    assert (tmp_path / "out" / ".partial" / "run.json").exists()
