@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("--seed", int, "random seed"),
     ):
         train.add_argument(flag, type=kind, help=text)
+    train.add_argument("--precision",
+                       choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                       help="compute precision; auto picks by hardware (fast profile)")
     train.add_argument("--deterministic", action="store_true", default=None,
                        help="enable TensorFlow op determinism (slower)")
     return parser
