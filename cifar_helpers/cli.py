@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision",
                        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                        help="compute precision; auto picks by hardware (fast profile)")
+    train.add_argument("--augment", action="store_true", default=None,
+                       help="random flip, translation and small rotation while training")
+    train.add_argument("--image-size", type=int, help="upsample each batch to this size (e.g. 64)")
+    train.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"),
+                       help="learning-rate rule in both phases (default: constant)")
+    train.add_argument("--label-smoothing", type=float, help="e.g. 0.1 (default: 0)")
     train.add_argument("--deterministic", action="store_true", default=None,
                        help="enable TensorFlow op determinism (slower)")
     return parser

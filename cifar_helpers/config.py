@@ -32,6 +32,10 @@ class Config:
     deterministic: bool = False  # TensorFlow op determinism (slower; CPU runs repeat exactly anyway)
     precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 | auto (by hardware)
     feature_cache: bool = False  # phase 1 on cached base features (same result, much faster)
+    augment: bool = False  # random flip, translation (padding + crop) and small rotation
+    image_size: int = 32  # ResNet50 input size; larger values upsample each batch inside the model
+    lr_schedule: str = "constant"  # constant | cosine (with warm-up) | plateau (ReduceLROnPlateau)
+    label_smoothing: float = 0.0
     download_timeout: float = 15.0  # seconds before a dead network counts as offline
     out: str = "runs/latest"
 
@@ -59,6 +63,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 PROFILE_ALIASES = {"full": "seed"}
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 
 
 def _convert(name: str, raw: Any, kind: type) -> Any:
@@ -114,6 +119,10 @@ def load_config(profile: str | None = None, environ: Mapping[str, str] | None = 
         raise ConfigError(f"val_fraction must be between 0 and 1, got {config.val_fraction}")
     if config.batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
+    if config.image_size < 32 or not 0.0 <= config.label_smoothing < 1.0:
+        raise ConfigError("image_size must be at least 32 and label_smoothing in [0, 1)")
     return config
 
 

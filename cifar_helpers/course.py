@@ -113,11 +113,11 @@ def load_or_recreate(path: str | Path, config: Config, recreate: Callable[[], tu
 
 def phase1_model(config: Config, train_ds, val_ds) -> tuple[object, dict]:
     """The model after head training (notebook 03's result): loaded if saved, else trained now."""
-    from .model import build_model, resolve_weights
+    from .model import build_model_for, resolve_weights
     from .training import merge_histories, train_head
 
     def recreate():
-        model = build_model(resolve_weights(config.weights, config.download_timeout)[0])
+        model = build_model_for(config, resolve_weights(config.weights, config.download_timeout)[0])
         history = train_head(model, train_ds, val_ds, config, verbose=2)
         return model, merge_histories({"head": history})
 

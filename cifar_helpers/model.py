@@ -12,7 +12,7 @@ from .data import IMAGE_SHAPE, NUM_CLASSES, check_reachable, keras_home, socket_
 from .errors import DownloadUnavailableError, WeightsError
 
 HEAD_LAYER_NAMES = ("head_pool", "head_dense_128", "head_dense_64", "predictions")
-NON_BASE_LAYER_NAMES = ("image", "preprocess") + HEAD_LAYER_NAMES
+NON_BASE_LAYER_NAMES = ("image", "augment", "upsample", "preprocess") + HEAD_LAYER_NAMES
 IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
                       + IMAGENET_NOTOP_FILE)
@@ -66,12 +66,33 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
     return spec, f"file:{spec}"
 
 
+def augmentation() -> keras.Sequential:
+    """Random flip, translation by up to 4 pixels (zero padding + crop) and rotation up to ±9°.
+
+    Keras preprocessing layers: active in `fit` only, so evaluation sees the images unchanged.
+    """
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal"),
+        keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant"),
+        keras.layers.RandomRotation(0.025, fill_mode="constant"),
+    ], name="augment")
+
+
 def build_model(weights: str | None = "imagenet", input_shape: tuple[int, int, int] = IMAGE_SHAPE,
-                num_classes: int = NUM_CLASSES, timeout: float = 15.0) -> keras.Model:
-    """The seed architecture; ResNet50 layers sit directly in the model, reachable for Grad-CAM."""
+                num_classes: int = NUM_CLASSES, timeout: float = 15.0, *,
+                image_size: int | None = None, augment: bool = False) -> keras.Model:
+    """The seed architecture; ResNet50 layers sit directly in the model, reachable for Grad-CAM.
+
+    `image_size` upsamples each batch inside the model (never the whole dataset in memory);
+    `augment` adds random flips, shifts and rotations before it.
+    """
     weights_arg, _ = resolve_weights(weights, timeout)
-    inputs = keras.Input(shape=input_shape, name="image")
-    preprocessed = ResNet50Preprocess(name="preprocess", dtype="float32")(inputs)
+    x = inputs = keras.Input(shape=input_shape, name="image")
+    if augment:
+        x = augmentation()(x)
+    if image_size and image_size != input_shape[0]:
+        x = keras.layers.Resizing(image_size, image_size, name="upsample", dtype="float32")(x)
+    preprocessed = ResNet50Preprocess(name="preprocess", dtype="float32")(x)
     try:
         with socket_timeout(timeout):
             base = keras.applications.ResNet50(include_top=False, weights=weights_arg,
@@ -84,6 +105,12 @@ def build_model(weights: str | None = "imagenet", input_shape: tuple[int, int, i
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
                                  dtype="float32")(x)
     return keras.Model(inputs, outputs, name="resnet50_cifar10")
+
+
+def build_model_for(config, weights: str | None) -> keras.Model:
+    """`build_model` with the input size and augmentation a configuration asks for."""
+    return build_model(weights, timeout=config.download_timeout, image_size=config.image_size,
+                       augment=config.augment)
 
 
 def base_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -73,7 +73,8 @@ def cache_key(model: keras.Model, x: np.ndarray) -> str:
     digest.update(np.ascontiguousarray(x).tobytes())
     for variable in (v for layer in base_layers(model) for v in layer.weights):
         digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
-    digest.update(repr((tuple(model.input.shape), model.dtype_policy.name)).encode())
+    base_input = model.get_layer("preprocess").output.shape  # after any upsampling
+    digest.update(repr((tuple(base_input), model.dtype_policy.name)).encode())
     return digest.hexdigest()[:32]
 
 

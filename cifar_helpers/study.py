@@ -120,7 +120,7 @@ def _train_both_phases(model, train, val, config: Config, state, log, verbose) -
     from .model import trainable_count
     from .resume import LOG_FILE, backup_callback, best_logged, kill_switch
     from .training import (fine_tune, standard_callbacks, train_head,
-                           train_head_on_cached_features)
+                           train_head_on_cached_features, uses_feature_cache)
 
     train_ds, val_ds = training_datasets(config, train, val)
     callbacks = standard_callbacks(state.staging, config.early_stopping_patience,
@@ -134,7 +134,7 @@ def _train_both_phases(model, train, val, config: Config, state, log, verbose) -
         runner, first_epoch = runners[name]
         extra = [backup_callback(state.staging, name), *kill_switch(name, first_epoch)]
         start = time.perf_counter()
-        if name == "head" and config.feature_cache:
+        if name == "head" and uses_feature_cache(config):
             history = train_head_on_cached_features(model, train, val, config, callbacks, verbose,
                                                     cache_dir=state.staging / "features")
         else:
@@ -205,7 +205,7 @@ def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[di
     import keras
 
     from .evaluation import evaluate
-    from .model import build_model
+    from .model import build_model_for
     from .resume import RunState
     from .speed import dtype_policy, resolve_precision
 
@@ -220,8 +220,7 @@ def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[di
     state = RunState.open(staging, config)
     precision = resolve_precision(config.precision)
     with dtype_policy(precision):
-        model = build_model(weights_arg if not state.phases else None,
-                            timeout=config.download_timeout)
+        model = build_model_for(config, weights_arg if not state.phases else None)
     if state.resumed:
         log(f"Resuming the interrupted run in {staging} "
             f"(finished phases: {', '.join(state.phases) or 'none'}).")

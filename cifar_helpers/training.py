@@ -13,13 +13,42 @@ from .errors import TrainingError
 from .model import freeze_base, unfreeze_base
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, learning_rate, label_smoothing: float = 0.0) -> None:
     """Adam + categorical cross-entropy on one-hot labels, as in the seed.
 
     Compiling is what makes a change of `trainable` take effect, so each phase compiles again.
+    `learning_rate` may be a schedule; label smoothing needs the one-hot labels the seed uses.
     """
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss,
+                  metrics=["accuracy"])
+
+
+def learning_rate_for(config: Config, peak: float, epochs: int, steps_per_epoch: int):
+    """(learning rate or schedule, extra callbacks) for a phase, as `config.lr_schedule` says.
+
+    constant: the seed's fixed rate. cosine: linear warm-up over the first epoch (at most a tenth
+    of the phase), then cosine decay to zero. plateau: divide by 5 when val_loss stalls 2 epochs.
+    """
+    if config.lr_schedule == "cosine":
+        total = max(1, epochs * steps_per_epoch)
+        warmup = min(steps_per_epoch, total // 10)
+        return keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else peak, decay_steps=max(1, total - warmup),
+            warmup_target=peak if warmup else None, warmup_steps=warmup), []
+    if config.lr_schedule == "plateau":
+        return peak, [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.2,
+                                                        patience=2, min_lr=peak / 100)]
+    return peak, []
+
+
+def _compile_phase(model: keras.Model, config: Config, peak: float, epochs: int, train_ds
+                   ) -> list[keras.callbacks.Callback]:
+    """Compile for one phase; returns the callbacks its learning-rate rule needs."""
+    steps = int(train_ds.cardinality())  # negative when unknown: then count one step
+    rate, extra = learning_rate_for(config, peak, epochs, max(steps, 1))
+    compile_model(model, rate, config.label_smoothing)
+    return extra
 
 
 def standard_callbacks(out_dir: str | Path | None, early_stopping_patience: int = 0,
@@ -69,9 +98,14 @@ def train_head(model: keras.Model, train_ds, val_ds, config: Config,
                ) -> keras.callbacks.History:
     """Phase 1: freeze ResNet50, compile at `lr_head`, train the head for `epochs_head` epochs."""
     freeze_base(model)
-    compile_model(model, config.lr_head)
+    extra = _compile_phase(model, config, config.lr_head, config.epochs_head, train_ds)
     return _fit(model, train_ds, val_ds, first_epoch=0, last_epoch=config.epochs_head,
-                callbacks=callbacks, verbose=verbose)
+                callbacks=[*callbacks, *extra], verbose=verbose)
+
+
+def uses_feature_cache(config: Config) -> bool:
+    """Phase 1 may run on cached features: asked for, and no augmentation changes the images."""
+    return config.feature_cache and not config.augment
 
 
 class _OnModel(keras.callbacks.Callback):
@@ -99,7 +133,8 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
     """Phase 1 as `train_head`, but the frozen base runs once: the head trains on cached features.
 
     Applies because the base is frozen (BatchNorm in inference mode) and nothing augments the
-    images, so every epoch would compute the same features. The head layers are shared with
+    images, so every epoch would compute the same features (with augmentation it does not apply:
+    `uses_feature_cache` says when it does). The head layers are shared with
     `model`, so training them trains the full model's head. `train`/`val` are (images, labels).
     Checkpoints are written from the full model; no mid-phase backup (the phase takes seconds).
     """
@@ -108,12 +143,12 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
     freeze_base(model)
     with dtype_policy(model.dtype_policy.name):
         head = head_on_features(model)
-    compile_model(head, config.lr_head)
     train_ds, val_ds = feature_datasets(model, train, val, config, cache_dir)
+    extra = _compile_phase(head, config, config.lr_head, config.epochs_head, train_ds)
     kept = [_OnModel(c, model) if isinstance(c, keras.callbacks.ModelCheckpoint) else c
             for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)]
     return _fit(head, train_ds, val_ds, first_epoch=0, last_epoch=config.epochs_head,
-                callbacks=kept, verbose=verbose)
+                callbacks=[*kept, *extra], verbose=verbose)
 
 
 def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
@@ -121,9 +156,9 @@ def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
               ) -> keras.callbacks.History:
     """Phase 2: unfreeze (BatchNorm stays frozen), recompile at `lr_finetune`, continue the epochs."""
     unfreeze_base(model)
-    compile_model(model, config.lr_finetune)
+    extra = _compile_phase(model, config, config.lr_finetune, config.epochs_finetune, train_ds)
     return _fit(model, train_ds, val_ds, first_epoch=config.epochs_head,
-                last_epoch=config.total_epochs, callbacks=callbacks, verbose=verbose)
+                last_epoch=config.total_epochs, callbacks=[*callbacks, *extra], verbose=verbose)
 
 
 def history_record(history: keras.callbacks.History, phase: str) -> dict:

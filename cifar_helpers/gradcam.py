@@ -1,0 +1,96 @@
+"""Grad-CAM: which part of the image made the model choose a class?
+
+Grad-CAM (Selvaraju et al., ICCV 2017) weights the feature maps of one convolutional layer by how
+much the class score changes with each of them (the mean gradient), sums them and keeps the
+positive part. The map has the spatial size of that layer, so the layer must still have spatial
+extent: in ResNet50 at 32x32 input that is `conv4_block6_out` (2x2); all of conv5 is 1x1.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def spatial_size(layer: keras.layers.Layer) -> tuple[int, int] | None:
+    """(height, width) of a layer's image-like output (batch, H, W, C), else None."""
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):  # layers without one symbolic output
+        return None
+    if len(shape) != 4 or shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]), int(shape[2])
+
+
+def gradcam_layer(model: keras.Model) -> str:
+    """Name of the last layer whose output still has spatial extent larger than 1x1."""
+    for layer in reversed(model.layers[1:]):  # layers[0] is the input
+        size = spatial_size(layer)
+        if size is not None and size[0] > 1 and size[1] > 1:
+            return layer.name
+    raise ValueError(f"{model.name}: no layer with a spatial output larger than 1x1")
+
+
+def _class_indices(class_index: int | Sequence[int] | None, predictions, count: int):
+    """One class per image: the given one(s), or the predicted class."""
+    import tensorflow as tf
+
+    if class_index is None:
+        return tf.argmax(predictions, axis=1, output_type=tf.int32)
+    indices = np.broadcast_to(np.asarray(class_index, dtype=np.int32), (count,))
+    return tf.constant(indices)
+
+
+def gradcam(model: keras.Model, images: np.ndarray,
+            class_index: int | Sequence[int] | None = None,
+            layer_name: str | None = None) -> np.ndarray:
+    """Grad-CAM heatmaps in [0, 1], upsampled to the image size: (N, H, W), or (H, W) for one image.
+
+    `images` are uint8 or float pixels 0-255, as the model takes them; `class_index` is one class
+    for all images, one per image, or None for each image's predicted class. Gradients are taken
+    of log p(class): after the per-image normalisation the map is the same as for p(class), but
+    it does not vanish when the model is very sure.
+    """
+    import tensorflow as tf
+
+    single = np.ndim(images) == 3
+    batch = tf.convert_to_tensor(np.asarray(images)[None] if single else np.asarray(images),
+                                 dtype=tf.float32)
+    layer = model.get_layer(layer_name or gradcam_layer(model))
+    features_and_output = keras.Model(model.inputs, [layer.output, model.output])
+    with tf.GradientTape() as tape:
+        features, predictions = features_and_output(batch, training=False)
+        features = tf.cast(features, tf.float32)
+        indices = _class_indices(class_index, predictions, int(batch.shape[0]))
+        chosen = tf.gather(tf.cast(predictions, tf.float32), indices, axis=1, batch_dims=1)
+        score = tf.reduce_sum(tf.math.log(chosen + 1e-12))  # images are independent: sum is fine
+    gradients = tape.gradient(score, features)
+    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)  # one weight per channel
+    maps = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy()
+    peaks = maps.max(axis=(1, 2), keepdims=True)
+    maps = np.divide(maps, peaks, out=np.zeros_like(maps), where=peaks > 0)
+    upsampled = tf.image.resize(maps[..., None], batch.shape[1:3], method="bilinear")
+    heatmaps = np.clip(upsampled.numpy()[..., 0], 0.0, 1.0)
+    return heatmaps[0] if single else heatmaps
+
+
+def plot_gradcam(images: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str] | None = None,
+                 *, alpha: float = 0.5, size: float = 1.8):
+    """Two rows: the images, then the same images with their heatmaps overlaid (red = important)."""
+    count = len(images)
+    fig, axes = plt.subplots(2, count, figsize=(count * size, 2 * size * 1.15), squeeze=False)
+    for column, (image, heatmap) in enumerate(zip(images, heatmaps)):
+        picture = np.asarray(image).astype("uint8")
+        axes[0, column].imshow(picture)
+        axes[1, column].imshow(picture)
+        axes[1, column].imshow(heatmap, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+        if titles is not None:
+            axes[0, column].set_title(str(titles[column]), fontsize=8)
+        for ax in axes[:, column]:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
