@@ -1,4 +1,4 @@
-"""Calibration: does a 0.9 confidence mean 90% right? Temperature scaling, ECE, reliability diagrams.
+"""Calibration: does 0.9 confidence mean 90% right? Temperature scaling, ECE, reliability diagrams.
 
 The model ends in a softmax, so it outputs probabilities, not logits. Their logarithms serve as
 logits (softmax(log p) = p), and temperature scaling divides them by one number T fitted on the

@@ -45,15 +45,22 @@ def _class_indices(class_index: int | Sequence[int] | None, predictions, count: 
     return tf.constant(indices)
 
 
+def _softmax_dense(model: keras.Model) -> keras.layers.Dense | None:
+    """The last layer if it is a Dense layer with softmax (then its logits are reachable)."""
+    last = model.layers[-1]
+    softmax = getattr(getattr(last, "activation", None), "__name__", "") == "softmax"
+    return last if isinstance(last, keras.layers.Dense) and softmax else None
+
+
 def gradcam(model: keras.Model, images: np.ndarray,
             class_index: int | Sequence[int] | None = None,
             layer_name: str | None = None) -> np.ndarray:
     """Grad-CAM heatmaps in [0, 1], upsampled to the image size: (N, H, W), or (H, W) for one image.
 
     `images` are uint8 or float pixels 0-255, as the model takes them; `class_index` is one class
-    for all images, one per image, or None for each image's predicted class. Gradients are taken
-    of log p(class): after the per-image normalisation the map is the same as for p(class), but
-    it does not vanish when the model is very sure.
+    for all images, one per image, or None for each image's predicted class. As in the paper the
+    score is the class logit before the softmax (recomputed from the last Dense layer): the
+    gradient of a softmax output vanishes when the model is sure. Other models: log p(class).
     """
     import tensorflow as tf
 
@@ -61,13 +68,21 @@ def gradcam(model: keras.Model, images: np.ndarray,
     batch = tf.convert_to_tensor(np.asarray(images)[None] if single else np.asarray(images),
                                  dtype=tf.float32)
     layer = model.get_layer(layer_name or gradcam_layer(model))
-    features_and_output = keras.Model(model.inputs, [layer.output, model.output])
+    dense = _softmax_dense(model)
+    last_output = dense.input if dense is not None else model.output
+    features_and_output = keras.Model(model.inputs, [layer.output, last_output])
     with tf.GradientTape() as tape:
-        features, predictions = features_and_output(batch, training=False)
-        features = tf.cast(features, tf.float32)
-        indices = _class_indices(class_index, predictions, int(batch.shape[0]))
-        chosen = tf.gather(tf.cast(predictions, tf.float32), indices, axis=1, batch_dims=1)
-        score = tf.reduce_sum(tf.math.log(chosen + 1e-12))  # images are independent: sum is fine
+        features, last = features_and_output(batch, training=False)
+        features, last = tf.cast(features, tf.float32), tf.cast(last, tf.float32)
+        if dense is not None:  # the logits: the softmax layer without its softmax
+            scores = tf.matmul(last, tf.cast(dense.kernel, tf.float32))
+            if dense.use_bias:
+                scores += tf.cast(dense.bias, tf.float32)
+        else:
+            scores = tf.math.log(last + 1e-12)
+        indices = _class_indices(class_index, scores, int(batch.shape[0]))
+        # images do not interact (inference mode), so one gradient of the sum serves them all
+        score = tf.reduce_sum(tf.gather(scores, indices, axis=1, batch_dims=1))
     gradients = tape.gradient(score, features)
     weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)  # one weight per channel
     maps = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy()
@@ -78,19 +93,28 @@ def gradcam(model: keras.Model, images: np.ndarray,
     return heatmaps[0] if single else heatmaps
 
 
-def plot_gradcam(images: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str] | None = None,
-                 *, alpha: float = 0.5, size: float = 1.8):
-    """Two rows: the images, then the same images with their heatmaps overlaid (red = important)."""
+def plot_gradcam(images: np.ndarray, heatmaps: np.ndarray | Sequence[np.ndarray],
+                 titles: Sequence[str] | None = None, *,
+                 row_labels: Sequence[str] | None = None, alpha: float = 0.5, size: float = 1.8):
+    """The images, then a row of overlays (red = important) per heatmap set (N, H, W) given."""
+    rows = list(heatmaps) if np.ndim(heatmaps) == 4 else [heatmaps]
     count = len(images)
-    fig, axes = plt.subplots(2, count, figsize=(count * size, 2 * size * 1.15), squeeze=False)
-    for column, (image, heatmap) in enumerate(zip(images, heatmaps)):
+    fig, axes = plt.subplots(1 + len(rows), count,
+                             figsize=(max(count, 2) * size, (1 + len(rows)) * size * 1.15),
+                             squeeze=False)
+    for column, image in enumerate(images):
         picture = np.asarray(image).astype("uint8")
         axes[0, column].imshow(picture)
-        axes[1, column].imshow(picture)
-        axes[1, column].imshow(heatmap, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+        for row, maps in enumerate(rows, start=1):
+            axes[row, column].imshow(picture)
+            axes[row, column].imshow(maps[column], cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
         if titles is not None:
             axes[0, column].set_title(str(titles[column]), fontsize=8)
         for ax in axes[:, column]:
-            ax.axis("off")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+    for ax, label in zip(axes[:, 0], ["image", *(row_labels or [])]):
+        ax.set_ylabel(label, fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,0 +1,92 @@
+"""'Try your own image': a local file of any size is resized to the model's input and classified."""
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar_helpers.data import CLASS_NAMES
+from cifar_helpers.predict_image import (classify_image, image_probabilities,
+                                         plot_image_prediction, prepare_image, top_classes)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A small CNN with the course model's input and output: 32x32 RGB 0-255 -> 10 classes."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def png_file(tmp_path):
+    """A 90x60 (width x height) RGB picture: left half red, right half blue."""
+    pixels = np.zeros((60, 90, 3), dtype=np.uint8)
+    pixels[:, :45, 0] = 255
+    pixels[:, 45:, 2] = 255
+    path = tmp_path / "my photo.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_a_file_of_another_size_is_resized_and_classified(tiny_model, png_file):
+    image, probabilities = image_probabilities(tiny_model, png_file)
+    assert image.shape == (32, 32, 3) and image.dtype == np.float32
+    assert 0 <= image.min() and image.max() <= 255
+    assert probabilities.shape == (10,)
+    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    ranking = classify_image(tiny_model, str(png_file), CLASS_NAMES)
+    assert len(ranking) == 3 and all(name in CLASS_NAMES for name, _ in ranking)
+    assert [p for _, p in ranking] == sorted((p for _, p in ranking), reverse=True)
+    assert ranking[0] == (CLASS_NAMES[probabilities.argmax()],
+                          pytest.approx(probabilities.max(), abs=1e-6))
+
+
+def test_the_centre_is_kept_rather_than_the_picture_squeezed(png_file):
+    image = prepare_image(png_file, (32, 32))
+    # 90x60 is cropped to its central 60x60 (columns 15..74): still half red, half blue
+    assert image[:, :12, 0].mean() > 250 and image[:, :12, 2].mean() < 5
+    assert image[:, -12:, 2].mean() > 250 and image[:, -12:, 0].mean() < 5
+
+
+def test_the_size_comes_from_the_model():
+    inputs = keras.Input((24, 20, 3))
+    flat = keras.layers.Flatten()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(flat))
+    pixels = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    image, probabilities = image_probabilities(model, pixels)
+    assert image.shape == (24, 20, 3)
+    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_arrays_grey_rgba_and_ready_sized_are_accepted(tiny_model):
+    grey = np.full((40, 40), 128, dtype=np.uint8)
+    assert prepare_image(grey, (32, 32)).shape == (32, 32, 3)
+    rgba = np.zeros((32, 32, 4), dtype=np.uint8)
+    rgba[..., 1] = 200
+    ready = prepare_image(rgba, (32, 32))
+    assert ready.shape == (32, 32, 3) and np.all(ready[..., 1] == 200)
+    assert len(classify_image(tiny_model, rgba, CLASS_NAMES, top=5)) == 5
+    with pytest.raises(ValueError):
+        prepare_image(np.zeros((4, 4, 2)), (32, 32))
+
+
+def test_top_classes_are_sorted_and_named():
+    probabilities = np.array([0.1, 0.5, 0.0, 0.4])
+    assert top_classes(probabilities, "abcd", top=2) == [("b", 0.5), ("d", 0.4)]
+
+
+def test_the_plot_shows_image_and_bars(tiny_model, png_file):
+    image, probabilities = image_probabilities(tiny_model, png_file)
+    fig = plot_image_prediction(image, probabilities, CLASS_NAMES)
+    assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 3
