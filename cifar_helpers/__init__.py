@@ -1,7 +1,8 @@
 """Helpers for the CIFAR-10 transfer-learning course (ResNet50, two-phase fine-tuning).
 
 Submodules: `config`, `data`, `model`, `training`, `evaluation`, `plots`, `study`, `cli`,
-`resume`, and for the notebooks `course`, `batchnorm`, `exploration`, `analysis`.
+`resume`, `speed`, and for the notebooks `course`, `batchnorm`, `exploration`, `analysis`,
+`calibration`, `gradcam`, `predict_image`.
 Common names are importable from the package itself; TensorFlow loads only when one is used.
 """
 
@@ -26,6 +27,10 @@ _LAZY = {
     "study": ("run_study", "prepare_data"),
     "course": ("environment_report", "show_source", "save_checkpoint", "phase1_model",
                "phase2_model", "timed"),
+    "calibration": ("fit_temperature", "apply_temperature", "expected_calibration_error",
+                    "plot_reliability_diagram"),
+    "gradcam": ("gradcam", "gradcam_layer", "plot_gradcam"),
+    "predict_image": ("classify_image", "plot_image_prediction"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
