@@ -16,7 +16,7 @@ from cifar_helpers.course import BRANCH, REPO_URL, colab_url
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["01_data_exploration", "02_preprocessing", "03_head_training", "04_fine_tuning",
-            "05_error_analysis"]
+            "05_error_analysis", "06_improvements", "07_deeper_error_analysis"]
 
 
 def cells(path: Path) -> list[tuple[str, str]]:

@@ -1,0 +1,517 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     provenance: []
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,accelerator,colab
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Beyond the seed: what the seed's future work buys
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/06_improvements.ipynb)
+#
+# The original study ended with a list of future work: data augmentation, learning-rate schedules,
+# longer training. This notebook turns each item into one setting of the course package, explains
+# why it might help, and then *measures* it against the seed recipe, one change at a time.
+#
+# **What you will learn**
+#
+# - why augmentation, learning-rate schedules, label smoothing, longer training with early stopping
+#   and input upsampling can each help a fine-tuned ResNet50, and what each one costs;
+# - how the package implements them: Keras preprocessing layers *inside* the model, a cosine
+#   schedule with warm-up or `ReduceLROnPlateau`, a smoothed cross-entropy, per-batch resizing;
+# - why ResNet50's last stage sees a 1×1 map at 32×32, and what upsampling changes;
+# - how to run a fair comparison (same data, same seed, one change per run) and read it honestly.
+#
+# **Time**
+#
+# - Quick profile (CI, workshops): about 125–135 s on a 2-core CPU (measured under nbval, two runs):
+#   six tiny training runs of roughly 20–30 s each, most of it building the training graphs.
+# - Full seed profile: every variant is a complete study. On a 2-core CPU one 32×32 run takes
+#   roughly an hour (derived from measured throughput: about 10 minutes for phase 1 and 40 for
+#   phase 2), so the six 32×32 variants alone take about six hours, and the upsampled runs more (the
+#   convolution work grows with the pixel count: 4× at 64×64, 16× at 128×128). This part is a job
+#   for a GPU runtime.
+# - Colab T4 GPU: not measured by us yet — the timing cells and the results table print it on your
+#   runtime.
+
+# %%
+# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+import os
+import subprocess
+import sys
+
+IS_COLAB = "google.colab" in sys.modules
+USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
+if IS_COLAB:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                   check=True)
+    if USE_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ.setdefault("CIFAR_OUT", "/content/drive/MyDrive/cifar10-course")
+
+# %%
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from cifar_helpers import load_config
+from cifar_helpers.config import describe
+from cifar_helpers.course import environment_report, show_source, timed
+from cifar_helpers.model import augmentation, build_model
+from cifar_helpers.study import prepare_data, run_study
+from cifar_helpers.training import compile_model, learning_rate_for, standard_callbacks
+
+environment_report()
+config = load_config()
+print(describe(config))
+
+# %% [markdown]
+# These are the run settings. `load_config()` starts from a profile (`seed`, faithful to the
+# original study, unless the environment variable `CIFAR_PROFILE` says otherwise; CI sets
+# `CIFAR_PROFILE=quick`) and lets you override any setting, in code —
+# `config = load_config(epochs_finetune=5)` — or with an environment variable such as
+# `CIFAR_EPOCHS_FINETUNE=5`. The settings this notebook is about are `augment`, `lr_schedule`,
+# `label_smoothing`, `early_stopping_patience` and `image_size`; all of them are off (or 32) in
+# the seed recipe.
+
+# %% [markdown]
+# ## 1. Data augmentation
+#
+# **Why.** In phase 2 about 23.8 million weights learn from 45,000 images: enough capacity to
+# memorise the training set, which shows up as a training accuracy that keeps rising while the
+# validation accuracy stalls. Augmentation shows the network a slightly different version of each
+# image in every epoch — mirrored, shifted by a few pixels, rotated by a few degrees. A cat moved
+# three pixels to the left is still a cat, so the label stays right, but memorising exact pixels
+# no longer works. The recipe (random crops after padding by 4 pixels, plus horizontal flips) is
+# the standard one for CIFAR-10 since the ResNet paper (He et al., 2016).
+#
+# **How.** Three Keras preprocessing layers, grouped in a small model named `augment`:
+
+# %%
+show_source(augmentation)
+
+# %% [markdown]
+# `RandomTranslation` by up to 12.5% (4 of 32 pixels) with `fill_mode="constant"` is padding plus a
+# random crop: the uncovered border becomes black. Only horizontal flips: an upside-down ship is
+# not a CIFAR-10 image. The layers sit *inside* the model, right after the input, so they run on
+# every batch during `fit` — and do nothing in `evaluate` and `predict`, which call them with
+# `training=False`. Here is one training image and what the `augment` layer makes of it in four
+# training steps:
+
+# %%
+data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
+augmented_model = build_model(None, augment=True)  # the architecture only: random weights suffice
+augment_layer = augmented_model.get_layer("augment")
+
+image = x_train[:1].astype("float32")
+keras.utils.set_random_seed(config.seed)
+versions = [image] + [np.asarray(augment_layer(image, training=True)) for _ in range(4)]
+fig, axes = plt.subplots(1, len(versions), figsize=(2 * len(versions), 2.3))
+for ax, version, title in zip(axes, versions, ["original"] + [f"training step {i}" for i in range(1, 5)]):
+    ax.imshow(version[0].astype("uint8"))
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# The check that matters: with `training=False` (evaluation, prediction) the layer returns the
+# images unchanged, so test accuracy is measured on the real test images.
+
+# %%
+evaluation_batch = x_test[:8].astype("float32")
+assert np.array_equal(np.asarray(augment_layer(evaluation_batch, training=False)), evaluation_batch)
+assert not np.array_equal(np.asarray(augment_layer(evaluation_batch, training=True)), evaluation_batch)
+
+# %% [markdown]
+# **Cost.** Augmentation itself is cheap, but it usually needs more epochs to pay off (the task got
+# harder), and it rules out the `fast` profile's trick of computing the frozen base's features once
+# for phase 1 (`feature_cache`): the images change every epoch, so the features do too.
+
+# %% [markdown]
+# ## 2. Learning-rate schedules
+#
+# **Why.** The seed trains each phase at one constant rate (1e-3 for the head, 1e-5 for
+# fine-tuning). Two common refinements:
+#
+# - **Cosine decay with warm-up.** In the first steps Adam's running averages of the gradients are
+#   still poor estimates, and phase 2 starts by pushing gradients into pretrained weights; a short
+#   *warm-up* from 0 to the phase's rate avoids large early steps. Afterwards the rate falls along a
+#   half cosine to zero: larger steps while far from a good solution, small ones at the end to settle.
+# - **Reduce on plateau.** Instead of a fixed plan, watch the validation loss and divide the rate
+#   by 5 when it has not improved for 2 epochs — the rate drops when progress stops.
+#
+# **How.** `learning_rate_for` returns, for one phase, either a number or a Keras schedule, plus any
+# callbacks the rule needs; both phases use the same rule, each with its own peak rate:
+
+# %%
+show_source(learning_rate_for)
+
+# %% [markdown]
+# To see the cosine schedule's shape, here it is for the seed's phase 2: 10 epochs over 45,000
+# training images in batches of 32, i.e. 1,407 steps per epoch, peak 1e-5 (`lr_finetune`).
+
+# %%
+seed_steps_per_epoch = int(np.ceil(45_000 / 32))
+cosine_config = dataclasses.replace(config, lr_schedule="cosine")
+schedule, cosine_callbacks = learning_rate_for(cosine_config, config.lr_finetune, epochs=10,
+                                               steps_per_epoch=seed_steps_per_epoch)
+steps = np.linspace(0, 10 * seed_steps_per_epoch, 201).astype(int)
+rates = np.array([float(schedule(int(step))) for step in steps])
+
+plt.figure(figsize=(6, 3))
+plt.plot(steps / seed_steps_per_epoch, rates)
+plt.axhline(config.lr_finetune, color="gray", linestyle=":", label="constant (seed)")
+plt.xlabel("epoch of phase 2")
+plt.ylabel("learning rate")
+plt.title("Cosine decay after a one-epoch warm-up")
+plt.legend()
+plt.show()
+print(f"step 0: {rates[0]:.1e}   peak: {rates.max():.1e} at epoch "
+      f"{steps[rates.argmax()] / seed_steps_per_epoch:.1f}   last step: {rates[-1]:.1e}")
+
+# %%
+assert cosine_callbacks == []  # the schedule lives in the optimizer, no callback needed
+assert float(schedule(0)) == 0.0  # warm-up starts at zero ...
+assert np.isclose(float(schedule(seed_steps_per_epoch)), config.lr_finetune)  # ... peaks after one epoch
+assert np.isclose(rates.max(), config.lr_finetune) and rates[-1] < 1e-3 * config.lr_finetune
+
+# %% [markdown]
+# The plateau rule keeps the constant rate and adds a `ReduceLROnPlateau` callback:
+
+# %%
+plateau_rate, plateau_callbacks = learning_rate_for(
+    dataclasses.replace(config, lr_schedule="plateau"), config.lr_finetune, 10, seed_steps_per_epoch)
+for callback in plateau_callbacks:
+    print(f"{type(callback).__name__}: monitor={callback.monitor}, factor={callback.factor}, "
+          f"patience={callback.patience}, min_lr={callback.min_lr:.0e}; starting rate {plateau_rate:.0e}")
+
+# %% [markdown]
+# ## 3. Label smoothing
+#
+# **Why.** A one-hot label asks the network for probability exactly 1 on the right class. Softmax
+# can only approach that by making its logits ever larger, which rewards over-confidence.
+# Label smoothing (introduced for Inception-v3 by Szegedy et al., 2016) replaces the target with a
+# softened one: with smoothing ε = 0.1 and 10 classes the right class gets 1 − ε + ε/10 = 0.91 and
+# every other class 0.01. The network is no longer pushed towards infinite confidence.
+#
+# **How.** One argument of the loss in `compile_model`:
+
+# %%
+show_source(compile_model)
+
+# %% [markdown]
+# This needs the one-hot labels and `CategoricalCrossentropy` that the seed uses: Keras'
+# `SparseCategoricalCrossentropy` (integer labels) has no `label_smoothing` option. The effect on a
+# prediction that is 99.9% sure of the right class:
+
+# %%
+one_hot = np.eye(10, dtype="float32")[[3]]
+confident = np.full((1, 10), 1e-4, dtype="float32")
+confident[0, 3] = 1 - 9e-4
+plain_loss = float(keras.losses.CategoricalCrossentropy()(one_hot, confident))
+smoothed_loss = float(keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(one_hot, confident))
+print(f"loss without smoothing: {plain_loss:.4f}   with smoothing 0.1: {smoothed_loss:.4f}")
+
+# %%
+assert plain_loss < 0.01  # plain cross-entropy: near-certainty is (almost) free ...
+assert smoothed_loss > 0.5  # ... with smoothing it is penalised
+
+# %% [markdown]
+# ## 4. Longer training, with early stopping
+#
+# **Why.** Ten epochs of fine-tuning at 1e-5 may stop before the validation accuracy has levelled
+# off. But training longer also gives the network more time to overfit. Early stopping makes
+# "longer" safe: it watches the validation loss, stops after `early_stopping_patience` epochs without
+# improvement, and restores the weights of the best epoch (`restore_best_weights=True`).
+#
+# **How.** `standard_callbacks` builds the callbacks of every study run; early stopping is added when
+# `early_stopping_patience` is above 0. The same list serves both phases, and Keras' `EarlyStopping`
+# starts counting afresh at the beginning of each `fit`, i.e. of each phase.
+
+# %%
+show_source(standard_callbacks)
+
+# %% [markdown]
+# ## 5. Input upsampling
+#
+# **Why.** ResNet50 was trained on 224×224 images and halves the resolution five times (the stride-2
+# first convolution, the max-pooling, and the first block of stages 3, 4 and 5): 224×224 becomes a
+# 7×7 map of 2,048 features. A 32×32 CIFAR image becomes **1×1**: the last stage's 3×3 convolutions
+# see a single position surrounded by zero padding, and CIFAR objects span far fewer pixels than
+# the ImageNet objects the filters learned from. Enlarging the input brings the
+# image closer to the scale the pretrained filters know.
+#
+# Here are the conv5 maps of real models (random weights: only the shapes matter):
+
+# %%
+conv5_sizes = {}
+for size in (32, 64, 128):
+    probe = build_model(None, image_size=size)
+    conv5_sizes[size] = tuple(probe.get_layer("conv5_block3_out").output.shape[1:])
+    print(f"input {size:>3}×{size:<3} -> conv5 output {conv5_sizes[size][0]}×{conv5_sizes[size][1]}"
+          f"×{conv5_sizes[size][2]}   (model input stays {probe.input.shape[1:3]})")
+del probe
+
+# %%
+assert conv5_sizes[32][:2] == (1, 1)  # at CIFAR's own size the last stage sees one position
+assert conv5_sizes[64][:2] == (2, 2)
+assert conv5_sizes[128][:2] == (4, 4)
+
+# %% [markdown]
+# **How.** Not by resizing the dataset. Held as float32, the 45,000 training images would need:
+
+# %%
+for size in (32, 64, 128, 224):
+    print(f"{size:>3}×{size:<3}: {45_000 * size * size * 3 * 4 / 2**30:5.1f} GiB")
+
+# %% [markdown]
+# At 224×224 that is far more than a standard Colab VM's RAM: resizing everything up front crashes it.
+# Instead `build_model(..., image_size=64)` puts a `Resizing` layer into the model: the data stays
+# 32×32 in memory and in the `tf.data` pipeline, each batch is enlarged on its way into ResNet50,
+# and the saved model still takes raw 32×32 images. (Augmentation, if on, comes first, on the
+# small images.)
+
+# %%
+show_source(build_model)
+
+# %% [markdown]
+# **Cost.** Convolution work grows with the number of pixels: about 4× at 64×64 and 16× at
+# 128×128 per image, and activation memory grows the same way (a smaller `batch_size` may be needed
+# on a small GPU).
+
+# %% [markdown]
+# ## 6. The comparison: one change at a time
+#
+# Each variant below is a complete study (`run_study`, the function behind
+# `python -m cifar_helpers train`): same data split, same seed, same epochs, with exactly one
+# setting changed from the baseline — the seed recipe as configured above. Each run writes its own
+# folder under `config.out`/`improvements` (model, training log, curves, `metrics.json`), and the
+# table is built from what the runs return, so it shows numbers from *your* runtime.
+#
+# **Quick profile:** the runs are shrunk further so the notebook stays fast (100 training images,
+# 50 test images, 1 + 1 epochs), and only the six cheap variants run. With random weights and 90
+# training images **these accuracies are noise**: they only show the mechanics. In the seed profile
+# (ImageNet weights, all of CIFAR-10) the table means something, and two more variants run:
+# 128×128 input, and twice the fine-tuning epochs with early stopping (patience 3).
+#
+# To run fewer variants, delete entries from `variants`. A variant whose folder already holds a
+# finished run with identical settings is loaded instead of trained again (handy after a Colab
+# disconnect; `run_study` itself resumes an interrupted run from its last finished epoch).
+
+# %%
+SHRINK = config.profile == "quick"
+base_config = (dataclasses.replace(config, train_limit=100, test_limit=50, epochs_head=1,
+                                   epochs_finetune=1) if SHRINK else config)
+variants = {
+    "baseline": {},
+    "augment": {"augment": True},
+    "cosine": {"lr_schedule": "cosine"},
+    "plateau": {"lr_schedule": "plateau"},
+    "label_smoothing": {"label_smoothing": 0.1},
+    "size_64": {"image_size": 64},
+}
+if not SHRINK:
+    variants["size_128"] = {"image_size": 128}
+    variants["longer_early_stop"] = {"epochs_finetune": 2 * config.epochs_finetune,
+                                     "early_stopping_patience": 3}
+print(f"{len(variants)} variants on {base_config.train_limit or 'all'} training images, "
+      f"{base_config.epochs_head} + {base_config.epochs_finetune} epochs, weights {base_config.weights}")
+
+
+# %%
+def finished_run(run_config) -> dict | None:
+    """The metrics of a finished run in run_config.out with exactly these settings, if there is one."""
+    metrics_file = Path(run_config.out) / "metrics.json"
+    if metrics_file.exists():
+        metrics = json.loads(metrics_file.read_text())
+        if metrics.get("config") == dataclasses.asdict(run_config):
+            return metrics
+    return None
+
+
+results = {}
+for name, change in variants.items():
+    run_config = dataclasses.replace(base_config, **change,
+                                     out=str(Path(config.out) / "improvements" / name))
+    results[name] = finished_run(run_config)
+    if results[name] is not None:
+        print(f"{name}: loaded the finished run in {run_config.out}")
+        continue
+    keras.backend.clear_session()  # drop the previous variant's model and graphs
+    with timed(f"{name} ({', '.join(f'{k}={v}' for k, v in change.items()) or 'seed recipe'})"):
+        results[name] = run_study(run_config, log=(lambda message: None) if SHRINK else print,
+                                  verbose=0 if SHRINK else 2)
+
+# %% [markdown]
+# Every variant must have finished with finite losses in every epoch of both phases:
+
+# %%
+assert set(results) == set(variants)
+for name, metrics in results.items():
+    assert (Path(config.out) / "improvements" / name / "metrics.json").exists(), name
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0, name
+    assert all(np.isfinite(metrics["history"]["loss"] + metrics["history"]["val_loss"])), name
+    assert set(metrics["phases"]) == {"head", "finetune"}, name
+
+# %% [markdown]
+# ## 7. The results table
+#
+# Seconds per epoch are wall-clock time of each phase divided by its epochs, so they include
+# building the training graph and saving checkpoints: with one short epoch (quick profile) that
+# overhead is most of the number. In the `fast` profile phase 1 runs on cached features except with
+# augmentation, so compare the augment row's phase-1 time with care there.
+
+# %%
+def seconds_per_epoch(phase: dict) -> float:
+    epochs = phase["epochs_trained_here"]
+    return phase["seconds"] / epochs if epochs else float("nan")
+
+
+table = pd.DataFrame([{
+    "variant": name,
+    "settings": ", ".join(f"{k}={v}" for k, v in variants[name].items()) or "seed recipe",
+    "test accuracy": metrics["test_accuracy"],
+    "best val accuracy": max(metrics["history"]["val_accuracy"]),
+    "epochs trained": len(metrics["history"]["epoch"]),
+    "phase 1 s/epoch": seconds_per_epoch(metrics["phases"]["head"]),
+    "phase 2 s/epoch": seconds_per_epoch(metrics["phases"]["finetune"]),
+    "precision": metrics["precision"],
+} for name, metrics in results.items()]).set_index("variant")
+if "baseline" in table.index:
+    table["vs baseline"] = table["test accuracy"] - table.loc["baseline", "test accuracy"]
+table.round(3)
+
+# %%
+assert len(table) == len(variants) and list(table.index) == list(variants)
+assert table["test accuracy"].between(0, 1).all() and table["best val accuracy"].between(0, 1).all()
+assert (table["phase 1 s/epoch"] > 0).all() and (table["phase 2 s/epoch"] > 0).all()
+
+# %%
+positions = np.arange(len(table))
+plt.figure(figsize=(8, 3.5))
+plt.bar(positions - 0.2, table["test accuracy"], width=0.4, label="test accuracy")
+plt.bar(positions + 0.2, table["best val accuracy"], width=0.4, label="best validation accuracy")
+if "baseline" in table.index:
+    plt.axhline(table.loc["baseline", "test accuracy"], color="gray", linestyle=":",
+                label="baseline test accuracy")
+plt.xticks(positions, table.index, rotation=30, ha="right")
+plt.ylabel("accuracy")
+plt.ylim(0, 1)
+plt.title(f"One change at a time ({config.profile} profile"
+          + (", shrunk: numbers are noise)" if SHRINK else ")"))
+plt.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Reading the table.** Each row is a single run. Small differences between rows can be
+# run-to-run noise; before trusting a gain, repeat the variant and the baseline with another
+# `seed` (e.g. `dataclasses.replace(run_config, seed=1)`). Weigh each gain against its cost in the
+# seconds columns: upsampling, for example, multiplies the training time.
+#
+# ### What to expect
+#
+# > **Published figures, not ours** (we have not reproduced them here): Kornblith, Shlens & Le,
+# > *Do Better ImageNet Models Transfer Better?* (CVPR 2019), report about 97% test accuracy for
+# > an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224 — an indication of how much
+# > input resolution matters, since the seed recipe runs the same network at 32×32.
+#
+# The quick-profile numbers above (random weights, 90 training images, 1 + 1 epochs) are **not**
+# meaningful accuracies: expect values near guessing (10%) that jump around from variant to
+# variant. They only prove that every option trains, evaluates and reports.
+#
+# ### The same options on the command line
+#
+# Every setting used here is also a flag of the course CLI, for example:
+#
+# ```bash
+# python -m cifar_helpers train --augment --image-size 64 --lr-schedule cosine --label-smoothing 0.1 --early-stopping-patience 3
+# ```
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Combine what helped.** Pick the two or three variants that beat the baseline in your table
+# and run them together in one study. Is the gain of the combination the sum of the single gains?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# combined_config = dataclasses.replace(
+#     base_config, augment=True, lr_schedule="cosine", image_size=64,
+#     out=str(Path(config.out) / "improvements" / "combined"))
+# with timed("combined"):
+#     combined = run_study(combined_config, log=print, verbose=2)
+# print(combined["test_accuracy"] - table.loc["baseline", "test accuracy"])
+# ```
+#
+# Usually not: the options overlap (augmentation and label smoothing both fight overfitting, so the
+# second one has less left to fix), and augmentation often needs more epochs before it pays off.
+# Only runs with ImageNet weights and the full data answer this; in the quick profile the
+# difference is noise.
+# </details>
+
+# %% [markdown]
+# **2. Why no warm-up in the quick runs?** Call `learning_rate_for` with the quick runs' numbers
+# (1 epoch of 3 steps: 90 images in batches of 32) and look at the first rates. Which line of the
+# function explains what you see?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# tiny_schedule, _ = learning_rate_for(cosine_config, config.lr_finetune, epochs=1, steps_per_epoch=3)
+# print([float(tiny_schedule(step)) for step in range(4)])
+# ```
+#
+# `warmup = min(steps_per_epoch, total // 10)`: with only 3 steps in total, a tenth of the phase
+# is 0 steps, so there is no warm-up and the schedule starts at the peak and decays from there.
+# The warm-up is capped at a tenth of the phase so that short phases are not spent mostly warming
+# up.
+# </details>
+
+# %% [markdown]
+# **3. Measure the price of resolution.** Time one epoch of phase 2 (all but BatchNorm trainable)
+# at 32×32 and at 64×64 on your runtime. Is the ratio close to the 4× more pixels?
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# from cifar_helpers.data import make_dataset
+# from cifar_helpers.model import unfreeze_base
+#
+# train_ds = make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
+# for size in (32, 64):
+#     model = build_model(None, image_size=size)
+#     unfreeze_base(model)
+#     compile_model(model, config.lr_finetune)
+#     model.fit(train_ds, epochs=1, verbose=0)  # the first epoch also builds the graph
+#     with timed(f"one epoch at {size}x{size}"):
+#         model.fit(train_ds, epochs=1, verbose=0)
+# ```
+#
+# Timing the *second* epoch leaves out the graph building. The ratio depends on the hardware: a
+# GPU that small 32×32 batches do not keep busy can show less than the 4× of the pixel count.
+# </details>
