@@ -145,7 +145,7 @@ def _train_both_phases(model, train, val, config: Config, state, log, verbose) -
 
 
 def build_metrics(config: Config, data, sizes: dict, weights_used: str, notices: list[str],
-                  state, evaluation, seconds: float) -> dict:
+                  state, evaluation, seconds: float, precision: str) -> dict:
     """The content of metrics.json; the history comes from the CSV log, so it survives resumes."""
     from .resume import LOG_FILE, history_from_log
 
@@ -161,6 +161,7 @@ def build_metrics(config: Config, data, sizes: dict, weights_used: str, notices:
         "most_confused": [list(pair) for pair in evaluation.most_confused],
         "data": {"requested": config.data, "used": data.source, **sizes},
         "weights": {"requested": config.weights, "used": weights_used},
+        "precision": precision,
         "warnings": notices,
         "resumed": state.resumed,
         "phases": phases,
@@ -228,8 +229,7 @@ def _train_and_evaluate(config: Config, staging: Path, log, verbose) -> tuple[di
     _train_both_phases(model, train, val, config, state, log, verbose)
     evaluation = evaluate(model, *test, data.class_names)
     metrics = build_metrics(config, data, sizes, weights_used, notices, state, evaluation,
-                            time.perf_counter() - started)
-    metrics["precision"] = precision
+                            time.perf_counter() - started, precision)
     write_artifacts(staging, model, metrics, evaluation, data.class_names)
     return metrics, evaluation
 
