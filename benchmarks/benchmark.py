@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 from cifar_helpers.config import load_config  # noqa: E402
 from cifar_helpers.data import make_dataset  # noqa: E402
-from cifar_helpers.model import build_model, freeze_base, unfreeze_base  # noqa: E402
+from cifar_helpers.model import build_model, build_model_for, freeze_base, unfreeze_base  # noqa: E402
 from cifar_helpers.speed import dtype_policy, resolve_precision  # noqa: E402
 from cifar_helpers.training import compile_model, train_head_on_cached_features  # noqa: E402
 
@@ -36,13 +36,23 @@ FORWARD_FLOPS = 2 * 78.7e6  # one multiply-add = 2 FLOPs
 TRAIN_FLOPS = 3 * FORWARD_FLOPS
 
 
-def median_time(run, repeats: int) -> float:
-    """Median wall time of `run()` over `repeats` calls (after the caller has warmed it up)."""
-    times = []
+RAW: list[dict] = []  # every measurement, so a reader can see the machine's noise
+
+
+def median_time(run, repeats: int, label: str = "") -> float:
+    """Median wall time of `run()` over `repeats` calls (after the caller has warmed it up).
+
+    Also records each call's wall time and its CPU time per wall second: on a shared 2-core VM a
+    low figure (well under 2) means the process was kept waiting, not that the code got slower.
+    """
+    times, busy = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
+        busy.append((time.process_time() - cpu) / times[-1])
+    RAW.append({"what": label, "seconds": [round(t, 2) for t in times],
+                "cpu_seconds_per_second": [round(b, 2) for b in busy]})
     return statistics.median(times)
 
 
@@ -57,7 +67,7 @@ def matmul_peak(dtype, repeats: int, n: int = 2048, reps: int = 10) -> float:
         for _ in range(reps):
             result = step()
         result.numpy()
-    return 2 * n**3 * reps / median_time(run, repeats) / 1e9
+    return 2 * n**3 * reps / median_time(run, repeats, f"matmul {dtype.name}") / 1e9
 
 
 def synthetic(images: int, seed: int = 0):
@@ -67,38 +77,47 @@ def synthetic(images: int, seed: int = 0):
             rng.integers(0, 10, images))
 
 
-def naive_epoch_seconds(model, x, y, repeats: int) -> float:
+def naive_epoch_seconds(model, x, y, repeats: int, label: str) -> float:
     """Seed style: `fit` on NumPy float32 arrays, batch 32, one epoch per measurement."""
     x32, onehot = x.astype("float32"), keras.utils.to_categorical(y, 10)
     model.fit(x32, onehot, batch_size=32, epochs=1, verbose=0)  # warm-up epoch: tracing
     return median_time(lambda: model.fit(x32, onehot, batch_size=32, epochs=1, verbose=0),
-                       repeats)
+                       repeats, label)
 
 
-def fast_phase2_epoch_seconds(x, y, batch_size: int, precision: str, repeats: int) -> float:
-    """Our phase 2: tf.data pipeline, `batch_size`, mixed precision where the hardware has it."""
+def fast_phase2_epoch_seconds(x, y, batch_size: int, precision: str, repeats: int,
+                              fast_ops: bool = True) -> float:
+    """Our phase 2: tf.data pipeline, `batch_size`, mixed precision where the hardware has it,
+    matmul convolutions and fused Adam (`fast_ops`)."""
+    config = fast_config(precision=precision, batch_size=batch_size, fast_ops=fast_ops)
     with dtype_policy(precision):
-        model = build_model(weights=None)
+        model = build_model_for(config, None)
     unfreeze_base(model)
-    compile_model(model, 1e-5)
+    compile_model(model, 1e-5, fused_adam=config.fast_ops)
     data = make_dataset(x, y, batch_size, shuffle=True, seed=0)
     model.fit(data, epochs=1, verbose=0)  # warm-up epoch: tracing, including the last short batch
-    return median_time(lambda: model.fit(data, epochs=1, verbose=0), repeats)
+    label = f"phase 2 ours, batch {batch_size}, {precision}, fast_ops={fast_ops}, one epoch"
+    return median_time(lambda: model.fit(data, epochs=1, verbose=0), repeats, label)
 
 
 def fast_phase1_seconds(x, y, precision: str, epochs: int, repeats: int) -> float:
     """Our phase 1 for `epochs` epochs: features computed once (fresh cache), head trained on them."""
-    config = load_config("fast", environ={}, epochs_head=epochs, precision=precision)
+    config = fast_config(epochs_head=epochs, precision=precision)
     split = len(y) * 9 // 10
     with dtype_policy(precision):
-        model = build_model(weights=None)
+        model = build_model_for(config, None)
 
     def run():
         with tempfile.TemporaryDirectory() as cache:
             train_head_on_cached_features(model, (x[:split], y[:split]), (x[split:], y[split:]),
                                           config, verbose=0, cache_dir=cache)
     run()  # warm-up
-    return median_time(run, repeats)
+    return median_time(run, repeats, f"phase 1 ours, {epochs} epochs")
+
+
+def fast_config(**overrides):
+    """The fast profile without pretrained weights (the benchmark measures speed, not accuracy)."""
+    return load_config("fast", environ={}, weights="none", **overrides)
 
 
 def naive_model(phase: str):
@@ -116,28 +135,41 @@ def rates(images_per_second: float, peak: float) -> dict:
             "share_of_peak": round(gflops / peak, 3)}
 
 
+def measure_phase2(x, y, args, precision: str, peaks: dict) -> dict:
+    """Phase-2 images/s: naive, ours without fast_ops, ours; per-step cost does not depend on
+    the dataset size, so this runs on the first --phase2-images images."""
+    x, y = x[:args.phase2_images or None], y[:args.phase2_images or None]
+    fast_peak = peaks["bfloat16" if "bfloat16" in precision else "float32"]
+    naive = len(y) / naive_epoch_seconds(naive_model("finetune"), x, y, args.repeats,
+                                           "phase 2 naive, one epoch")
+    plain = len(y) / fast_phase2_epoch_seconds(x, y, args.batch_size, precision, args.repeats,
+                                               fast_ops=False)
+    fast = len(y) / fast_phase2_epoch_seconds(x, y, args.batch_size, precision, args.repeats)
+    by_batch = {b: round(len(y) / fast_phase2_epoch_seconds(x, y, b, precision, args.repeats), 1)
+                for b in args.try_batch_sizes}
+    return {"images": len(y), "naive": rates(naive, peaks["float32"]),
+            "fast_without_fast_ops": rates(plain, fast_peak),
+            "fast": {**rates(fast, fast_peak), "batch_size": args.batch_size},
+            "speedup": round(fast / naive, 2),
+            "fast_images_per_second_by_batch_size": by_batch}
+
+
 def measure(args) -> dict:
     """Every figure of the benchmark, in one run."""
     precision = resolve_precision("auto")
     peaks = {"float32": matmul_peak(tf.float32, args.repeats),
              "bfloat16": matmul_peak(tf.bfloat16, args.repeats)}
-    fast_peak = peaks["bfloat16" if "bfloat16" in precision else "float32"]
     x, y = synthetic(args.images)
-    naive1 = naive_epoch_seconds(naive_model("head"), x, y, args.repeats) * args.epochs
+    naive1 = args.epochs * naive_epoch_seconds(naive_model("head"), x, y, args.repeats,
+                                                 "phase 1 naive, one epoch")
     fast1 = fast_phase1_seconds(x, y, precision, args.epochs, args.repeats)
-    naive2 = naive_epoch_seconds(naive_model("finetune"), x, y, args.repeats)
-    fast2 = fast_phase2_epoch_seconds(x, y, args.batch_size, precision, args.repeats)
-    batch_sizes = {b: round(len(y) / fast_phase2_epoch_seconds(x, y, b, precision, args.repeats),
-                            1) for b in args.try_batch_sizes}
     return {
         "images": args.images, "repeats": args.repeats, "precision": precision,
         "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
         "phase1": {"epochs": args.epochs, "naive_seconds": round(naive1, 1),
                    "fast_seconds": round(fast1, 1), "speedup": round(naive1 / fast1, 2)},
-        "phase2": {"naive": rates(len(y) / naive2, peaks["float32"]),
-                   "fast": {**rates(len(y) / fast2, fast_peak), "batch_size": args.batch_size},
-                   "speedup": round(naive2 / fast2, 2)},
-        "phase2_fast_images_per_second_by_batch_size": batch_sizes,
+        "phase2": measure_phase2(x, y, args, precision, peaks),
+        "raw": RAW,
         "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
                     "keras": keras.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))},
     }
@@ -147,6 +179,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--epochs", type=int, default=10, help="phase-1 epochs compared")
+    parser.add_argument("--phase2-images", type=int, default=5_000,
+                        help="images per phase-2 epoch measured (0: all)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=load_config("fast", environ={}).batch_size)
     parser.add_argument("--try-batch-sizes", type=lambda s: [int(v) for v in s.split(",") if v],

@@ -1,7 +1,7 @@
 """Helpers for the CIFAR-10 transfer-learning course (ResNet50, two-phase fine-tuning).
 
 Submodules: `config`, `data`, `model`, `training`, `evaluation`, `plots`, `study`, `cli`,
-`resume`, `speed`, and for the notebooks `course`, `batchnorm`, `exploration`, `analysis`,
+`resume`, `speed`, `fast_ops`, and for the notebooks `course`, `batchnorm`, `exploration`, `analysis`,
 `calibration`, `gradcam`, `predict_image`.
 Common names are importable from the package itself; TensorFlow loads only when one is used.
 """
@@ -25,6 +25,7 @@ _LAZY = {
     "evaluation": ("evaluate", "Evaluation", "most_confused_pairs", "predict_proba"),
     "plots": ("plot_history", "plot_confusion", "plot_image_grid", "save_figure"),
     "study": ("run_study", "prepare_data"),
+    "fast_ops": ("MatmulConv2D", "FusedAdam"),
     "course": ("environment_report", "show_source", "save_checkpoint", "phase1_model",
                "phase2_model", "timed"),
     "calibration": ("fit_temperature", "apply_temperature", "expected_calibration_error",

@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision",
                        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                        help="compute precision; auto picks by hardware (fast profile)")
+    train.add_argument("--fast-ops", action=argparse.BooleanOptionalAction,
+                       help="1x1 convolutions as matmuls and fused Adam (on in the fast profile)")
+    train.add_argument("--feature-cache", action=argparse.BooleanOptionalAction,
+                       help="phase 1 on cached base features (on in the fast profile)")
     train.add_argument("--augment", action="store_true", default=None,
                        help="random flip, translation and small rotation while training")
     train.add_argument("--image-size", type=int, help="upsample each batch to this size (e.g. 64)")

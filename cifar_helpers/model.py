@@ -108,9 +108,13 @@ def build_model(weights: str | None = "imagenet", input_shape: tuple[int, int, i
 
 
 def build_model_for(config, weights: str | None) -> keras.Model:
-    """`build_model` with the input size and augmentation a configuration asks for."""
-    return build_model(weights, timeout=config.download_timeout, image_size=config.image_size,
-                       augment=config.augment)
+    """`build_model` with the input size, augmentation and fast operations a configuration asks for."""
+    model = build_model(weights, timeout=config.download_timeout, image_size=config.image_size,
+                        augment=config.augment)
+    if config.fast_ops:
+        from .fast_ops import with_matmul_convolutions
+        model = with_matmul_convolutions(model)
+    return model
 
 
 def base_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -154,10 +158,13 @@ def save_for_inference(model: keras.Model, path: str | os.PathLike) -> None:
     """Save architecture and weights without the optimizer state (a third of the size).
 
     `clone_model` would copy the compiled optimizer too (Keras 3.15), so rebuild from the config.
+    Convolutions are saved as plain Conv2D layers, however the model was trained.
     """
+    from .fast_ops import with_standard_convolutions
+
     bare = type(model).from_config(model.get_config())
     bare.set_weights(model.get_weights())
-    bare.save(path)
+    with_standard_convolutions(bare).save(path)
 
 
 def load_trained_model(path: str | os.PathLike) -> keras.Model:

@@ -68,13 +68,14 @@ def head_on_features(model: keras.Model) -> keras.Model:
 
 
 def cache_key(model: keras.Model, x: np.ndarray) -> str:
-    """Identify features by data, base weights, input size and precision policy, nothing less."""
+    """Identify features by data, base weights, input size, precision and layer types, nothing less."""
     digest = hashlib.sha256(CACHE_FORMAT.encode())
     digest.update(np.ascontiguousarray(x).tobytes())
     for variable in (v for layer in base_layers(model) for v in layer.weights):
         digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
     base_input = model.get_layer("preprocess").output.shape  # after any upsampling
-    digest.update(repr((tuple(base_input), model.dtype_policy.name)).encode())
+    kinds = sorted({type(layer).__name__ for layer in base_layers(model)})  # conv implementation
+    digest.update(repr((tuple(base_input), model.dtype_policy.name, kinds)).encode())
     return digest.hexdigest()[:32]
 
 

@@ -13,15 +13,19 @@ from .errors import TrainingError
 from .model import freeze_base, unfreeze_base
 
 
-def compile_model(model: keras.Model, learning_rate, label_smoothing: float = 0.0) -> None:
+def compile_model(model: keras.Model, learning_rate, label_smoothing: float = 0.0,
+                  fused_adam: bool = False) -> None:
     """Adam + categorical cross-entropy on one-hot labels, as in the seed.
 
     Compiling is what makes a change of `trainable` take effect, so each phase compiles again.
-    `learning_rate` may be a schedule; label smoothing needs the one-hot labels the seed uses.
+    `learning_rate` may be a schedule; label smoothing needs the one-hot labels the seed uses;
+    `fused_adam` runs the same update as one TensorFlow kernel (fast_ops.FusedAdam).
     """
+    from .fast_ops import FusedAdam
+
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss,
-                  metrics=["accuracy"])
+    optimizer = (FusedAdam if fused_adam else keras.optimizers.Adam)(learning_rate=learning_rate)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
 def learning_rate_for(config: Config, peak: float, epochs: int, steps_per_epoch: int):
@@ -47,7 +51,7 @@ def _compile_phase(model: keras.Model, config: Config, peak: float, epochs: int,
     """Compile for one phase; returns the callbacks its learning-rate rule needs."""
     steps = int(train_ds.cardinality())  # negative when unknown: then count one step
     rate, extra = learning_rate_for(config, peak, epochs, max(steps, 1))
-    compile_model(model, rate, config.label_smoothing)
+    compile_model(model, rate, config.label_smoothing, fused_adam=config.fast_ops)
     return extra
 
 
