@@ -1,7 +1,7 @@
 """Speed of the naive seed-style path versus this repo's path, measured in one run on this machine.
 
-    python benchmarks/benchmark.py                      # full CIFAR-10 size: 50,000 synthetic images
-    python benchmarks/benchmark.py --images 5000        # a shorter run
+    python benchmarks/benchmark.py                 # full CIFAR-10 size: 50,000 synthetic images
+    python benchmarks/benchmark.py --images 5000   # a shorter run
 
 Prints (and writes as JSON with --json) the machine's matmul peak in float32 and bfloat16, and for
 phase 1 and phase 2 the images/s and effective GFLOP/s of (a) the naive Keras `fit` on NumPy arrays
@@ -101,7 +101,7 @@ def fast_phase2_epoch_seconds(x, y, batch_size: int, precision: str, repeats: in
 
 
 def fast_phase1_seconds(x, y, precision: str, epochs: int, repeats: int) -> float:
-    """Our phase 1 for `epochs` epochs: features computed once (fresh cache), head trained on them."""
+    """Our phase 1 for `epochs` epochs: features computed once (fresh cache), then the head."""
     config = fast_config(epochs_head=epochs, precision=precision)
     split = len(y) * 9 // 10
     with dtype_policy(precision):
@@ -171,7 +171,8 @@ def measure(args) -> dict:
         "phase2": measure_phase2(x, y, args, precision, peaks),
         "raw": RAW,
         "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                    "keras": keras.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))},
+                    "keras": keras.__version__,
+                    "gpus": len(tf.config.list_physical_devices("GPU"))},
     }
 
 
@@ -182,7 +183,8 @@ def main(argv=None) -> int:
     parser.add_argument("--phase2-images", type=int, default=5_000,
                         help="images per phase-2 epoch measured (0: all)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=load_config("fast", environ={}).batch_size)
+    parser.add_argument("--batch-size", type=int,
+                        default=load_config("fast", environ={}).batch_size)
     parser.add_argument("--try-batch-sizes", type=lambda s: [int(v) for v in s.split(",") if v],
                         default=[], help="e.g. 64,128,256: phase-2 images/s of each batch size")
     parser.add_argument("--json", help="also write the results to this file")

@@ -34,7 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--copies", type=int, default=10)
     args = parser.parse_args(argv)
     data = load_batches_dir(args.source)
-    images, labels = np.tile(data.x_train, (args.copies, 1, 1, 1)), np.tile(data.y_train, args.copies)
+    images = np.tile(data.x_train, (args.copies, 1, 1, 1))
+    labels = np.tile(data.y_train, args.copies)
     folder = Path(args.destination) / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     per_batch = len(labels) // len(TRAIN_BATCHES)

@@ -1,8 +1,8 @@
 """Helpers for the CIFAR-10 transfer-learning course (ResNet50, two-phase fine-tuning).
 
 Submodules: `config`, `data`, `model`, `training`, `evaluation`, `plots`, `study`, `cli`,
-`resume`, `speed`, `fast_ops`, and for the notebooks `course`, `batchnorm`, `exploration`, `analysis`,
-`calibration`, `gradcam`, `predict_image`.
+`resume`, `speed`, `fast_ops`, and for the notebooks `course`, `batchnorm`, `exploration`,
+`analysis`, `calibration`, `gradcam`, `predict_image`.
 Common names are importable from the package itself; TensorFlow loads only when one is used.
 """
 

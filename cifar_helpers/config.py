@@ -50,7 +50,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Faithful to the seed study: 10 + 10 epochs, all data, float32, batch size 32.
     "seed": {},
     # The seed recipe made fast: phase 1 on cached features, mixed precision where the hardware
-    # has it, larger batches (see the README's speed table for the measurements).
+    # has it, matmul convolutions and fused Adam, larger batches (measurements: README, Speed).
     "fast": {"precision": "auto", "feature_cache": True, "fast_ops": True, "batch_size": 128},
     # CI and smoke tests: a few hundred images of the shipped sample, 1 + 1 epochs, offline.
     "quick": {

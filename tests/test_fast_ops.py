@@ -26,7 +26,7 @@ def outputs_and_gradients(layer, x):
 
 @pytest.mark.parametrize("size, kernel, strides, padding", CASES)
 def test_matmul_convolution_equals_conv2d_forward_and_backward(size, kernel, strides, padding):
-    settings = dict(filters=6, kernel_size=kernel, strides=strides, padding=padding)
+    settings = {"filters": 6, "kernel_size": kernel, "strides": strides, "padding": padding}
     plain, fast = keras.layers.Conv2D(**settings), MatmulConv2D(**settings)
     x = tf.random.stateless_normal((3, size, size, 5), seed=(1, 2))
     plain.build(x.shape), fast.build(x.shape)
@@ -98,6 +98,16 @@ def test_fused_adam_runs_the_one_pass_kernel():
     step = tf.function(lambda g: optimizer.apply_gradients([(g, variable)]))
     graph = step.get_concrete_function(tf.TensorSpec((4,), "float32")).graph
     assert "ResourceApplyAdam" in {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.parametrize("fast_ops, optimizer", [(True, FusedAdam), (False, keras.optimizers.Adam)])
+def test_each_phase_compiles_the_optimizer_fast_ops_asks_for(fast_ops, optimizer):
+    from cifar_helpers.training import _compile_phase
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    config = load_config("quick", environ={}, fast_ops=fast_ops)
+    _compile_phase(model, config, 1e-3, 1, tf.data.Dataset.range(4).batch(2))
+    assert type(model.optimizer) is optimizer
 
 
 def test_fast_profile_and_cli_switch_fast_ops():
