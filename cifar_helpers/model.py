@@ -160,11 +160,13 @@ def save_for_inference(model: keras.Model, path: str | os.PathLike) -> None:
     `clone_model` would copy the compiled optimizer too (Keras 3.15), so rebuild from the config.
     Convolutions are saved as plain Conv2D layers, however the model was trained.
     """
-    from .fast_ops import with_standard_convolutions
+    from .fast_ops import MatmulConv2D, with_standard_convolutions
 
     bare = type(model).from_config(model.get_config())
     bare.set_weights(model.get_weights())
-    with_standard_convolutions(bare).save(path)
+    if any(isinstance(layer, MatmulConv2D) for layer in bare.layers):
+        bare = with_standard_convolutions(bare)  # a second copy only when there is one to undo
+    bare.save(path)
 
 
 def load_trained_model(path: str | os.PathLike) -> keras.Model:
