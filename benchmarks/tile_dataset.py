@@ -16,15 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_helpers.data import TRAIN_BATCHES, load_batches_dir
+from cifar_helpers.data import TRAIN_BATCHES, batch_dict, load_batches_dir, meta_dict
 
 
-def write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """One batch file in the canonical layout (rows of 3,072 bytes, channel-major)."""
-    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    batch = {b"batch_label": path.name.encode(), b"labels": labels.tolist(), b"data": data,
-             b"filenames": [f"tiled_{i}.png".encode() for i in range(len(images))]}
-    path.write_bytes(pickle.dumps(batch, protocol=3))
+def write_pickle(path: Path, content: dict) -> None:
+    """One file of the layout, pickled as the CIFAR-10 loaders expect."""
+    path.write_bytes(pickle.dumps(content, protocol=3))
 
 
 def main(argv=None) -> int:
@@ -41,12 +38,10 @@ def main(argv=None) -> int:
     per_batch = len(labels) // len(TRAIN_BATCHES)
     for i, name in enumerate(TRAIN_BATCHES):
         chunk = slice(i * per_batch, (i + 1) * per_batch)
-        write_batch(folder / name, images[chunk], labels[chunk])
-    write_batch(folder / "test_batch", np.tile(data.x_test, (args.copies, 1, 1, 1)),
-                np.tile(data.y_test, args.copies))
-    meta = pickle.loads((Path(args.source) / "batches.meta").read_bytes())
-    meta[b"num_cases_per_batch"] = per_batch
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=3))
+        write_pickle(folder / name, batch_dict(images[chunk], labels[chunk], name))
+    write_pickle(folder / "test_batch", batch_dict(np.tile(data.x_test, (args.copies, 1, 1, 1)),
+                                                   np.tile(data.y_test, args.copies), "test"))
+    write_pickle(folder / "batches.meta", meta_dict(data.class_names, per_batch))
     print(f"{folder}: {len(labels)} training and {len(data.y_test) * args.copies} test images "
           f"({args.copies} copies of each)")
     return 0

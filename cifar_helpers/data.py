@@ -138,6 +138,19 @@ def read_meta(path: str | os.PathLike) -> tuple[tuple[str, ...], int | None]:
     return names, per_batch
 
 
+def batch_dict(images: np.ndarray, labels, name: str = "batch") -> dict:
+    """What a canonical batch file holds, from uint8 images (N, 32, 32, 3): `read_batch` reversed."""
+    data = np.asarray(images, dtype=np.uint8).transpose(0, 3, 1, 2).reshape(len(images), -1)
+    return {b"batch_label": name.encode(), b"labels": [int(label) for label in labels],
+            b"data": data, b"filenames": [f"img_{i}.png".encode() for i in range(len(images))]}
+
+
+def meta_dict(class_names, per_batch: int) -> dict:
+    """What `batches.meta` holds: `read_meta` reversed."""
+    return {b"num_cases_per_batch": per_batch, b"num_vis": 3 * 32 * 32,
+            b"label_names": [name.encode() for name in class_names]}
+
+
 def load_batches_dir(directory: str | os.PathLike, source: str | None = None) -> CifarData:
     """Load a folder in the canonical `cifar-10-batches-py` layout, validating every file."""
     directory = Path(directory)

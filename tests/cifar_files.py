@@ -7,14 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_helpers.data import CLASS_NAMES, TRAIN_BATCHES
+from cifar_helpers.data import CLASS_NAMES, TRAIN_BATCHES, batch_dict, meta_dict
 
-
-def batch_dict(images: np.ndarray, labels, name: str = "batch") -> dict:
-    """The dict a canonical batch file holds, from (N, 32, 32, 3) uint8 images."""
-    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    return {b"batch_label": name.encode(), b"labels": list(map(int, labels)), b"data": data,
-            b"filenames": [f"img_{i}.png".encode() for i in range(len(images))]}
+__all__ = ["RunsCode", "batch_dict", "write_canonical_dir", "write_pickle"]
 
 
 def write_pickle(path: Path, obj, protocol: int = 3) -> Path:
@@ -34,8 +29,7 @@ def write_canonical_dir(root: Path, per_batch: int = 20, seed: int = 0) -> tuple
         labels = rng.integers(0, 10, size=per_batch)
         write_pickle(folder / name, batch_dict(images, labels, name))
         arrays[name] = (images, labels)
-    write_pickle(folder / "batches.meta", {b"num_cases_per_batch": per_batch, b"num_vis": 3072,
-                                           b"label_names": [n.encode() for n in CLASS_NAMES]})
+    write_pickle(folder / "batches.meta", meta_dict(CLASS_NAMES, per_batch))
     return folder, arrays
 
 
