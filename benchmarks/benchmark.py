@@ -85,15 +85,21 @@ def naive_epoch_seconds(model, x, y, repeats: int, label: str) -> float:
                        repeats, label)
 
 
-def fast_phase2_epoch_seconds(x, y, batch_size: int, precision: str, repeats: int,
-                              fast_ops: bool = True) -> float:
-    """Our phase 2: tf.data pipeline, `batch_size`, mixed precision where the hardware has it,
-    matmul convolutions and fused Adam (`fast_ops`)."""
-    config = fast_config(precision=precision, batch_size=batch_size, fast_ops=fast_ops)
+def fast_phase2_model(precision: str, fast_ops: bool = True):
+    """Our phase-2 model: mixed precision where the hardware has it, matmul convolutions and
+    fused Adam (`fast_ops`), unfrozen but BatchNorm, compiled at the phase-2 learning rate."""
+    config = fast_config(precision=precision, fast_ops=fast_ops)
     with dtype_policy(precision):
         model = build_model_for(config, None)
     unfreeze_base(model)
-    compile_model(model, 1e-5, fused_adam=config.fast_ops)
+    compile_model(model, config.lr_finetune, fused_adam=config.fast_ops)
+    return model
+
+
+def fast_phase2_epoch_seconds(x, y, batch_size: int, precision: str, repeats: int,
+                              fast_ops: bool = True) -> float:
+    """Our phase 2: `fast_phase2_model` fed by a tf.data pipeline of `batch_size` batches."""
+    model = fast_phase2_model(precision, fast_ops)
     data = make_dataset(x, y, batch_size, shuffle=True, seed=0)
     model.fit(data, epochs=1, verbose=0)  # warm-up epoch: tracing, including the last short batch
     label = f"phase 2 ours, batch {batch_size}, {precision}, fast_ops={fast_ops}, one epoch"

@@ -27,24 +27,15 @@ MARK = "@@measured-steps"
 
 def child(args) -> None:
     """Build, warm up, then run `--steps` phase-2 steps (under the profiler when asked)."""
-    import numpy as np
     import tensorflow as tf
+    from benchmark import fast_phase2_model, synthetic  # this folder is on sys.path
 
-    from cifar_helpers.config import load_config
     from cifar_helpers.data import make_dataset
-    from cifar_helpers.model import build_model_for, unfreeze_base
-    from cifar_helpers.speed import dtype_policy, resolve_precision
-    from cifar_helpers.training import compile_model
+    from cifar_helpers.speed import resolve_precision
 
-    config = load_config("fast", environ={}, weights="none", fast_ops=args.fast_ops,
-                         batch_size=args.batch_size)
-    with dtype_policy(resolve_precision(config.precision)):
-        model = build_model_for(config, None)
-    unfreeze_base(model)
-    compile_model(model, 1e-5, fused_adam=config.fast_ops)
-    images = np.random.default_rng(0).integers(0, 256, (args.batch_size * args.steps, 32, 32, 3),
-                                               dtype=np.uint8)
-    data = make_dataset(images, np.arange(len(images)) % 10, args.batch_size).cache()
+    model = fast_phase2_model(resolve_precision("auto"), args.fast_ops)
+    images, labels = synthetic(args.batch_size * args.steps)
+    data = make_dataset(images, labels, args.batch_size).cache()
     model.fit(data, verbose=0)
     print(MARK, flush=True)
     if args.trace_dir:
