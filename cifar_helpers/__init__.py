@@ -1,8 +1,10 @@
 """Helpers for the CIFAR-10 transfer-learning course (ResNet50, two-phase fine-tuning).
 
-Submodules: `config`, `data`, `model`, `training`, `evaluation`, `plots`, `study`, `cli`,
-`resume`, `speed`, `fast_ops`, and for the notebooks `course`, `batchnorm`, `exploration`,
-`analysis`, `calibration`, `gradcam`, `predict_image`.
+The core: `config`, `errors`, `network`, `data`, `model`, `training` (the two phases),
+`pipeline` (the one way every caller trains) with `run_store` and `resume`, `speed` and
+`fast_ops`, `evaluation`, `plots`, `report`, `study`, `cli`, `files`. Helpers that exist only
+for the lessons live in `cifar_helpers.lessons`: `course` (notebook plumbing), `batchnorm`,
+`exploration`, `analysis`, `calibration`, `gradcam`, `predict_image`.
 Common names are importable from the package itself; TensorFlow loads only when one is used.
 """
 
@@ -16,22 +18,23 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "data": ("CLASS_NAMES", "CifarData", "load_cifar10", "load_sample", "load_batches_dir",
-             "read_batch", "stratified_subset", "train_val_split", "make_dataset"),
+             "read_batch", "stratified_subset", "train_val_split", "make_dataset", "prepare_data",
+             "training_datasets"),
     "model": ("build_model", "freeze_base", "unfreeze_base", "base_layers", "head_layers",
               "trainable_count", "resolve_weights", "load_trained_model", "save_for_inference",
               "ResNet50Preprocess"),
-    "training": ("train_head", "fine_tune", "compile_model", "standard_callbacks",
-                 "merge_histories"),
+    "training": ("train_head", "fine_tune", "compile_model", "standard_callbacks"),
     "evaluation": ("evaluate", "Evaluation", "most_confused_pairs", "predict_proba"),
     "plots": ("plot_history", "plot_confusion", "plot_image_grid", "save_figure"),
-    "study": ("run_study", "prepare_data"),
+    "study": ("run_study",),
+    "pipeline": ("Pipeline",),
+    "run_store": ("RunStore",),
     "fast_ops": ("MatmulConv2D", "FusedAdam"),
-    "course": ("environment_report", "show_source", "save_checkpoint", "phase1_model",
-               "phase2_model", "timed"),
-    "calibration": ("fit_temperature", "apply_temperature", "expected_calibration_error",
+    "lessons.course": ("environment_report", "show_source", "timed"),
+    "lessons.calibration": ("fit_temperature", "apply_temperature", "expected_calibration_error",
                     "plot_reliability_diagram"),
-    "gradcam": ("gradcam", "gradcam_layer", "plot_gradcam"),
-    "predict_image": ("classify_image", "plot_image_prediction"),
+    "lessons.gradcam": ("gradcam", "gradcam_layer", "plot_gradcam"),
+    "lessons.predict_image": ("classify_image", "plot_image_prediction"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -1,44 +1,71 @@
-"""One configuration object for notebooks, CLI and tests: named profiles plus overrides."""
+"""One configuration object for notebooks, CLI and tests: named profiles plus overrides.
+
+Every setting is declared once, as a field of `Config` with its metadata: the help text and
+allowed values the CLI shows, which part of a run it shapes (`scope`), and whether it changes
+the images reaching ResNet50 from one epoch to the next (then cached features cannot stand in
+for them). The CLI's flags and all validation are derived from these declarations.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
 
 ENV_PREFIX = "CIFAR_"
+RUNS_DIR_ENV = "CIFAR_RUNS_DIR"
+# What a setting shapes: both phases (and so every later state), phase 2 only, the test-set
+# evaluation only, or nothing computed at all (where and how results are shown).
+SCOPES = ("training", "finetune", "evaluation", "place")
+
+
+def setting(default: Any, help: str, *, choices: tuple = (), scope: str = "training",
+            varies_images: bool = False, minimum: float | None = 0) -> Any:
+    """A Config field with its declaration: CLI help, allowed values, scope, effect on images."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": choices, "scope": scope, "varies_images": varies_images,
+        "minimum": minimum})
 
 
 @dataclass(frozen=True)
 class Config:
     """Every setting of a study run; build one with `load_config`."""
 
-    profile: str = "seed"
-    data: str = "auto"  # auto | keras | sample | path to a cifar-10-batches-py folder
-    weights: str = "auto"  # auto | imagenet | none | path to a notop weights file
-    epochs_head: int = 10
-    epochs_finetune: int = 10
-    batch_size: int = 32  # Keras' default, as in the seed
-    lr_head: float = 1e-3  # Adam's default
-    lr_finetune: float = 1e-5
-    train_limit: int = 0  # images kept from the training set (stratified); 0 keeps all
-    test_limit: int = 0  # images kept from the test set (stratified); 0 keeps all
-    val_fraction: float = 0.1
-    seed: int = 42
-    early_stopping_patience: int = 0  # 0 disables early stopping
-    deterministic: bool = False  # TensorFlow op determinism (slower; CPU runs repeat exactly anyway)
-    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 | auto (by hardware)
-    feature_cache: bool = False  # phase 1 on cached base features (same result, much faster)
-    fast_ops: bool = False  # 1x1 convolutions as matmuls, fused Adam (same result, faster)
-    augment: bool = False  # random flip, translation (padding + crop) and small rotation
-    image_size: int = 32  # ResNet50 input size; larger values upsample each batch inside the model
-    lr_schedule: str = "constant"  # constant | cosine (with warm-up) | plateau (ReduceLROnPlateau)
-    label_smoothing: float = 0.0
-    download_timeout: float = 15.0  # seconds before a dead network counts as offline
-    out: str = "runs/latest"
+    profile: str = setting("seed", "settings preset", scope="place")
+    data: str = setting("auto", "auto | keras | sample | DIR in the cifar-10-batches-py layout")
+    weights: str = setting("auto", "auto | imagenet | none | PATH to a ResNet50 notop .h5")
+    epochs_head: int = setting(10, "phase-1 epochs")
+    epochs_finetune: int = setting(10, "phase-2 epochs", scope="finetune")
+    batch_size: int = setting(32, "batch size (Keras' default, as in the seed)", minimum=1)
+    lr_head: float = setting(1e-3, "phase-1 learning rate (Adam's default)")
+    lr_finetune: float = setting(1e-5, "phase-2 learning rate", scope="finetune")
+    train_limit: int = setting(0, "keep this many training images, stratified (0: all)")
+    test_limit: int = setting(0, "keep this many test images, stratified (0: all)",
+                              scope="evaluation")
+    val_fraction: float = setting(0.1, "share of the training images kept for validation")
+    seed: int = setting(42, "random seed")
+    early_stopping_patience: int = setting(0, "epochs without val_loss improvement (0: off)")
+    deterministic: bool = setting(False, "TensorFlow op determinism (slower)")
+    precision: str = setting("float32", "compute precision; auto picks by hardware",
+                             choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"))
+    feature_cache: bool = setting(False, "phase 1 on cached base features (same result, faster)")
+    fast_ops: bool = setting(False, "1x1 convolutions as matmuls and fused Adam (same result)")
+    augment: bool = setting(False, "random flip, translation and small rotation while training",
+                            varies_images=True)
+    image_size: int = setting(32, "ResNet50 input size: upsample each batch inside the model",
+                              minimum=32)
+    lr_schedule: str = setting("constant", "learning-rate rule in both phases",
+                               choices=("constant", "cosine", "plateau"))
+    label_smoothing: float = setting(0.0, "label smoothing of the loss, e.g. 0.1")
+    download_timeout: float = setting(15.0, "seconds before a dead network counts as offline",
+                                      scope="place")
+    out: str = setting("", "run folder: models, log, metrics, figures "
+                           "(default: the run store, see runs_root)", scope="place")
 
     @property
     def total_epochs(self) -> int:
@@ -60,11 +87,25 @@ PROFILES: dict[str, dict[str, Any]] = {
         "epochs_finetune": 1,
         "train_limit": 300,
         "test_limit": 100,
-        "out": "runs/quick",
     },
 }
 PROFILE_ALIASES = {"full": "seed"}
-LR_SCHEDULES = ("constant", "cosine", "plateau")
+
+
+def declared(name: str) -> Mapping[str, Any]:
+    """The declaration (help, choices, scope, varies_images, minimum) of one setting."""
+    return {f.name: f.metadata for f in fields(Config)}[name]
+
+
+def field_types() -> dict[str, type]:
+    """Each setting's Python type (int, float, str or bool)."""
+    hints = {"int": int, "float": float, "str": str, "bool": bool}
+    return {f.name: hints[str(f.type)] for f in fields(Config)}
+
+
+def settings_varying_images() -> tuple[str, ...]:
+    """Settings that change the images reaching the base from epoch to epoch (augmentation)."""
+    return tuple(f.name for f in fields(Config) if f.metadata["varies_images"])
 
 
 def _convert(name: str, raw: Any, kind: type) -> Any:
@@ -74,40 +115,70 @@ def _convert(name: str, raw: Any, kind: type) -> Any:
             raise ConfigError(f"{name}: expected true/false or 1/0, got {raw!r}")
         return raw.strip().lower() in ("1", "true", "yes")
     try:
-        value = kind(raw)
+        return kind(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
-    if kind in (int, float) and value < 0:
-        raise ConfigError(f"{name}: must not be negative, got {raw!r}")
-    return value
-
-
-def _field_types() -> dict[str, type]:
-    hints = {"int": int, "float": float, "str": str, "bool": bool}
-    return {f.name: hints[str(f.type)] for f in fields(Config)}
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read `CIFAR_<FIELD>` variables (e.g. CIFAR_EPOCHS_HEAD=2) into typed overrides."""
     environ = os.environ if environ is None else environ
     found = {}
-    for name, kind in _field_types().items():
+    for name, kind in field_types().items():
         key = ENV_PREFIX + name.upper()
         if environ.get(key, "") != "":
             found[name] = _convert(key, environ[key], kind)
     return found
 
 
+def validate(config: Config) -> None:
+    """The one place where settings are checked against their declarations and each other."""
+    for item in fields(Config):
+        value, rules = getattr(config, item.name), item.metadata
+        if rules["choices"] and value not in rules["choices"]:
+            raise ConfigError(f"{item.name} must be one of {', '.join(rules['choices'])}, "
+                              f"got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and rules["minimum"] is not None and value < rules["minimum"]:
+            raise ConfigError(f"{item.name} must be at least {rules['minimum']}, got {value!r}"
+                              + (" (must not be negative)" if rules["minimum"] == 0 else ""))
+    if not 0.0 < config.val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be between 0 and 1, got {config.val_fraction}")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ConfigError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+
+
+def runs_root(environ: Mapping[str, str] | None = None) -> Path:
+    """Where runs live unless `out` says otherwise: one place for the CLI and every notebook.
+
+    $CIFAR_RUNS_DIR if set; else `runs/` of the source checkout this package was imported from
+    (the README's editable install); else `/content/runs` in Colab and `~/cifar10-course/runs`.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(RUNS_DIR_ENV):
+        return Path(environ[RUNS_DIR_ENV]).expanduser().resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").exists() and (checkout / "notebooks").is_dir():
+        return checkout / "runs"
+    if "google.colab" in sys.modules:
+        return Path("/content/runs")
+    return Path.home() / "cifar10-course" / "runs"
+
+
 def load_config(profile: str | None = None, environ: Mapping[str, str] | None = None,
                 **overrides: Any) -> Config:
-    """Build the run configuration: profile defaults < CIFAR_* environment < explicit overrides."""
+    """Build the run configuration: profile defaults < CIFAR_* environment < explicit overrides.
+
+    `out` is resolved once here to an absolute folder (default: runs_root()/PROFILE), so the CLI
+    and the notebooks find the same run store whatever their working directory.
+    """
     from_env = env_overrides(environ)
     name = profile or from_env.pop("profile", None) or "seed"
     from_env.pop("profile", None)
     name = PROFILE_ALIASES.get(name, name)
     if name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    types = _field_types()
+    types = field_types()
     explicit = {}
     for key, value in overrides.items():
         if key not in types:
@@ -115,26 +186,22 @@ def load_config(profile: str | None = None, environ: Mapping[str, str] | None = 
         if value is not None:
             explicit[key] = _convert(key, value, types[key])
     settings = {**PROFILES[name], **from_env, **explicit, "profile": name}
+    out = settings.get("out") or runs_root(environ) / name
+    settings["out"] = str(Path(out).expanduser().resolve())
     config = Config(**settings)
-    if not 0.0 < config.val_fraction < 1.0:
-        raise ConfigError(f"val_fraction must be between 0 and 1, got {config.val_fraction}")
-    if config.batch_size < 1:
-        raise ConfigError("batch_size must be at least 1")
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
-    if config.image_size < 32 or not 0.0 <= config.label_smoothing < 1.0:
-        raise ConfigError("image_size must be at least 32 and label_smoothing in [0, 1)")
+    validate(config)
     return config
 
 
-def fingerprint(config: Config) -> dict:
-    """The settings that decide what a run computes (everything but where and how it is shown)."""
+def fingerprint(config: Config, upto: str = "evaluation") -> dict:
+    """The settings that decide what a run computes up to `upto` (a scope): phase 1 is decided by
+    the 'training' settings, the final model adds 'finetune', the test results add 'evaluation'."""
+    kept = SCOPES[:SCOPES.index(upto) + 1]
+    return {f.name: getattr(config, f.name) for f in fields(Config)
+            if f.metadata["scope"] in kept and f.metadata["scope"] != "place"}
+
+
+def describe(config: Config, names: tuple[str, ...] | None = None) -> str:
+    """One line per setting (or per named setting), for the top of a notebook or the CLI's log."""
     settings = dataclasses.asdict(config)
-    for volatile in ("out", "download_timeout", "profile"):
-        settings.pop(volatile)
-    return settings
-
-
-def describe(config: Config) -> str:
-    """One line per setting, for the top of a notebook or the CLI's log."""
-    return "\n".join(f"{k:>24}: {v}" for k, v in dataclasses.asdict(config).items())
+    return "\n".join(f"{k:>24}: {v}" for k, v in settings.items() if names is None or k in names)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
-import socket
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from .errors import ConfigError, DataError, DownloadUnavailableError
+from .network import check_reachable, keras_home, socket_timeout
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
@@ -190,40 +187,9 @@ def load_sample(path: str | os.PathLike = SAMPLE_PATH) -> CifarData:
     return CifarData(x_train, y_train, x_test, y_test, CLASS_NAMES, "sample")
 
 
-def keras_home() -> Path:
-    """The folder where the installed Keras caches downloads (KERAS_HOME or ~/.keras)."""
-    try:
-        from keras.src.backend.config import keras_home as installed_keras_home
-        return Path(installed_keras_home()).expanduser()
-    except ImportError:  # a Keras without this private accessor: mirror its documented default
-        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
-
-
 def keras_cifar10_dir() -> Path:
     """Where `keras.datasets.cifar10.load_data()` leaves the extracted batches."""
     return keras_home() / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py"
-
-
-def check_reachable(url: str, timeout: float) -> None:
-    """Raise DownloadUnavailableError unless `url` answers within `timeout` seconds."""
-    request = urllib.request.Request(url, method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            pass
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DownloadUnavailableError(f"cannot reach {url} ({reason})") from None
-
-
-@contextlib.contextmanager
-def socket_timeout(seconds: float) -> Iterator[None]:
-    """Give every socket opened inside the block a timeout, so a stalled download cannot hang."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 def load_from_keras(timeout: float = 15.0) -> CifarData:
@@ -314,3 +280,18 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffl
         ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32),
                                             tf.one_hot(labels, num_classes)))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def prepare_data(config) -> tuple[CifarData, tuple, tuple, tuple]:
+    """Load, subset and split the data as a Config says: (data, train, validation, test)."""
+    data = load_cifar10(config.data, timeout=config.download_timeout)
+    x, y = stratified_subset(data.x_train, data.y_train, config.train_limit, config.seed)
+    x_test, y_test = stratified_subset(data.x_test, data.y_test, config.test_limit, config.seed)
+    train, val = train_val_split(x, y, config.val_fraction, config.seed)
+    return data, train, val, (x_test, y_test)
+
+
+def training_datasets(config, train, val):
+    """The tf.data pipelines both phases train on: shuffled (seeded) training, ordered validation."""
+    return (make_dataset(*train, config.batch_size, shuffle=True, seed=config.seed),
+            make_dataset(*val, config.batch_size))

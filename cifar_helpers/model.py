@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
 import keras
 
-from .data import IMAGE_SHAPE, NUM_CLASSES, check_reachable, keras_home, socket_timeout
+from .data import IMAGE_SHAPE, NUM_CLASSES
+from .network import check_reachable, keras_home, socket_timeout
 from .errors import DownloadUnavailableError, WeightsError
 
 HEAD_LAYER_NAMES = ("head_pool", "head_dense_128", "head_dense_64", "predictions")
-NON_BASE_LAYER_NAMES = ("image", "augment", "upsample", "preprocess") + HEAD_LAYER_NAMES
+# Every layer keras.applications.ResNet50 makes is named conv1_* .. conv5_* or pool1_*
+# (tests/test_model.py checks this against a standalone ResNet50).
+RESNET50_LAYER_NAME = re.compile(r"(conv[1-5]|pool1)_")
 IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
                       + IMAGENET_NOTOP_FILE)
@@ -118,8 +122,8 @@ def build_model_for(config, weights: str | None) -> keras.Model:
 
 
 def base_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The ResNet50 layers of a model made by `build_model` (everything but input, preprocessing, head)."""
-    return [layer for layer in model.layers if layer.name not in NON_BASE_LAYER_NAMES]
+    """The layers of a model made by `build_model` that came from ResNet50, by their names."""
+    return [layer for layer in model.layers if RESNET50_LAYER_NAME.match(layer.name)]
 
 
 def head_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -31,9 +31,6 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(requested: str) -> str:
     """'auto' -> mixed_float16 on a GPU, mixed_bfloat16 on a bf16 CPU, else float32."""
     if requested != "auto":
-        if requested not in PRECISIONS:
-            from .errors import ConfigError
-            raise ConfigError(f"precision must be auto or one of {', '.join(PRECISIONS)}")
         return requested
     import tensorflow as tf
 
@@ -85,13 +82,16 @@ def cached_features(model: keras.Model, x: np.ndarray, cache_dir: str | Path,
     path = Path(cache_dir) / f"{cache_key(model, x)}.npy"
     if path.exists():
         return np.load(path, allow_pickle=False)
+    from .files import atomic_path
+    from .training import predict_verbosity
+
     extractor = extractor or feature_extractor(model)
-    features = extractor.predict(make_dataset(x, None, batch_size), verbose=0)
+    print(f"Computing the base features of {len(x):,} images once (cached in {path.parent})",
+          flush=True)
+    features = extractor.predict(make_dataset(x, None, batch_size), verbose=predict_verbosity())
     features = np.asarray(features, dtype=np.float32)  # bf16 -> f32 is exact
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.npy")
-    np.save(temporary, features)
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        np.save(temporary, features)
     return features
 
 

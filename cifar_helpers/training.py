@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import keras
 
-from .config import Config
+from .config import Config, settings_varying_images
 from .errors import TrainingError
 from .model import freeze_base, unfreeze_base
 
@@ -46,49 +48,65 @@ def learning_rate_for(config: Config, peak: float, epochs: int, steps_per_epoch:
     return peak, []
 
 
-def _compile_phase(model: keras.Model, config: Config, peak: float, epochs: int, train_ds
-                   ) -> list[keras.callbacks.Callback]:
-    """Compile for one phase; returns the callbacks its learning-rate rule needs."""
-    steps = int(train_ds.cardinality())  # negative when unknown: then count one step
-    rate, extra = learning_rate_for(config, peak, epochs, max(steps, 1))
-    compile_model(model, rate, config.label_smoothing, fused_adam=config.fast_ops)
-    return extra
+def steps_per_epoch(dataset) -> int:
+    """Batches per epoch of a tf.data pipeline (1 when unknown), for learning-rate schedules."""
+    return max(int(dataset.cardinality()), 1)
 
 
-def standard_callbacks(out_dir: str | Path | None, early_stopping_patience: int = 0,
-                       best_so_far: float | None = None) -> list[keras.callbacks.Callback]:
-    """Best checkpoint, stop on NaN, CSV log, optional early stopping; reuse the list for both phases.
+def standard_callbacks(log_file: str | Path | None, early_stopping_patience: int = 0
+                       ) -> list[keras.callbacks.Callback]:
+    """Stop on NaN, log every epoch to CSV, optional early stopping; reuse the list for both phases.
 
-    `best_so_far`: the best validation accuracy before an interruption, so a resumed run does not
-    overwrite the best checkpoint with a worse one.
+    No best-weights file: it would hold the optimizer state too (Keras 3 saves it with the
+    weights); early stopping with `restore_best_weights` keeps the best epoch in the model itself.
     """
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        callbacks += [
-            keras.callbacks.ModelCheckpoint(out_dir / "best.weights.h5", monitor="val_accuracy",
-                                            mode="max", save_best_only=True,
-                                            save_weights_only=True,
-                                            initial_value_threshold=best_so_far),
-            keras.callbacks.CSVLogger(str(out_dir / "training_log.csv"), append=True),
-        ]
+    if log_file is not None:
+        callbacks.append(keras.callbacks.CSVLogger(str(log_file), append=True))
     if early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True))
     return callbacks
 
 
-def _fit(model: keras.Model, train_ds, val_ds, *, first_epoch: int, last_epoch: int,
-         callbacks: Sequence[keras.callbacks.Callback], verbose) -> keras.callbacks.History:
-    """`model.fit` with epochs numbered across phases, refusing to go on after a NaN loss."""
+def interactive() -> bool:
+    """True on a terminal or in a notebook, where a progress bar helps; False in logs and CI."""
+    import sys
+
+    if os.environ.get("CI"):
+        return False
+    return sys.stdout.isatty() or "ipykernel" in sys.modules
+
+
+def fit_verbosity() -> int:
+    """Keras `verbose` for fit: a live progress bar when interactive, one line per epoch in logs."""
+    return 1 if interactive() else 2
+
+
+def predict_verbosity() -> int:
+    """Keras `verbose` for long predictions (feature extraction): a progress bar when interactive."""
+    return 1 if interactive() else 0
+
+
+@contextlib.contextmanager
+def restartable(model: keras.Model) -> Iterator[None]:
+    """Let each `fit` inside start at its own `initial_epoch`, even after a resumed one.
+
+    BackupAndRestore sets the model's private `_initial_epoch` when it restores a phase, and
+    nothing resets it: the next phase's `fit` would start at the restored epoch (Keras 3.3-3.15).
+    """
+    if "_initial_epoch" not in vars(model):
+        raise TrainingError("this Keras version no longer keeps model._initial_epoch, which "
+                            "resuming relies on (see training.restartable); use a Keras version "
+                            "named in the README")
     try:
-        history = model.fit(train_ds, validation_data=val_ds, initial_epoch=first_epoch,
-                            epochs=last_epoch, callbacks=list(callbacks), verbose=verbose,
-                            shuffle=False)  # the tf.data pipeline already shuffles, seeded
+        yield
     finally:
-        # BackupAndRestore sets this on restore and nothing resets it: the next phase's fit
-        # would start at the restored epoch instead of its own `initial_epoch` (Keras 3.15).
         model._initial_epoch = None
+
+
+def checked(history: keras.callbacks.History, first_epoch: int) -> keras.callbacks.History:
+    """The History of a phase, or a TrainingError naming the epoch whose loss was NaN or infinite."""
     losses = history.history.get("loss", [])
     if any(not math.isfinite(value) for value in losses):
         raise TrainingError(
@@ -102,32 +120,20 @@ def train_head(model: keras.Model, train_ds, val_ds, config: Config,
                ) -> keras.callbacks.History:
     """Phase 1: freeze ResNet50, compile at `lr_head`, train the head for `epochs_head` epochs."""
     freeze_base(model)
-    extra = _compile_phase(model, config, config.lr_head, config.epochs_head, train_ds)
-    return _fit(model, train_ds, val_ds, first_epoch=0, last_epoch=config.epochs_head,
-                callbacks=[*callbacks, *extra], verbose=verbose)
+    learning_rate, schedule_callbacks = learning_rate_for(
+        config, config.lr_head, config.epochs_head, steps_per_epoch(train_ds))
+    compile_model(model, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
+    with restartable(model):  # the tf.data pipeline shuffles (seeded), so fit must not
+        history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
+                            callbacks=[*callbacks, *schedule_callbacks], verbose=verbose,
+                            shuffle=False)
+    return checked(history, first_epoch=0)
 
 
 def uses_feature_cache(config: Config) -> bool:
-    """Phase 1 may run on cached features: asked for, and no augmentation changes the images."""
-    return config.feature_cache and not config.augment
-
-
-class _OnModel(keras.callbacks.Callback):
-    """Runs a callback against another model: the full model while its head trains alone."""
-
-    def __init__(self, callback: keras.callbacks.Callback, model: keras.Model):
-        super().__init__()
-        self.callback = callback
-        callback.set_model(model)
-
-    def set_model(self, model):
-        pass  # fit hands us the head-only model; the wrapped callback keeps the full one
-
-    def on_train_begin(self, logs=None):
-        self.callback.on_train_begin(logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.callback.on_epoch_end(epoch, logs)
+    """Phase 1 may run on cached features: asked for, and no setting varies the images per epoch."""
+    return config.feature_cache and not any(getattr(config, name)
+                                            for name in settings_varying_images())
 
 
 def train_head_on_cached_features(model: keras.Model, train, val, config: Config,
@@ -136,11 +142,10 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
                                   ) -> keras.callbacks.History:
     """Phase 1 as `train_head`, but the frozen base runs once: the head trains on cached features.
 
-    Applies because the base is frozen (BatchNorm in inference mode) and nothing augments the
-    images, so every epoch would compute the same features (with augmentation it does not apply:
-    `uses_feature_cache` says when it does). The head layers are shared with
+    Applies because the base is frozen (BatchNorm in inference mode) and nothing changes the
+    images from epoch to epoch (`uses_feature_cache` says when). The head layers are shared with
     `model`, so training them trains the full model's head. `train`/`val` are (images, labels).
-    Checkpoints are written from the full model; no mid-phase backup (the phase takes seconds).
+    No mid-phase backup: the features stay cached, and the head trains again in seconds.
     """
     from .speed import dtype_policy, feature_datasets, head_on_features
 
@@ -148,11 +153,13 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
     with dtype_policy(model.dtype_policy.name):
         head = head_on_features(model)
     train_ds, val_ds = feature_datasets(model, train, val, config, cache_dir)
-    extra = _compile_phase(head, config, config.lr_head, config.epochs_head, train_ds)
-    kept = [_OnModel(c, model) if isinstance(c, keras.callbacks.ModelCheckpoint) else c
-            for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)]
-    return _fit(head, train_ds, val_ds, first_epoch=0, last_epoch=config.epochs_head,
-                callbacks=[*kept, *extra], verbose=verbose)
+    learning_rate, schedule_callbacks = learning_rate_for(
+        config, config.lr_head, config.epochs_head, steps_per_epoch(train_ds))
+    compile_model(head, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
+    kept = [c for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)]
+    history = head.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
+                       callbacks=[*kept, *schedule_callbacks], verbose=verbose, shuffle=False)
+    return checked(history, first_epoch=0)
 
 
 def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
@@ -160,30 +167,11 @@ def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
               ) -> keras.callbacks.History:
     """Phase 2: unfreeze (BatchNorm stays frozen), recompile at `lr_finetune`, continue the epochs."""
     unfreeze_base(model)
-    extra = _compile_phase(model, config, config.lr_finetune, config.epochs_finetune, train_ds)
-    return _fit(model, train_ds, val_ds, first_epoch=config.epochs_head,
-                last_epoch=config.total_epochs, callbacks=[*callbacks, *extra], verbose=verbose)
-
-
-def history_record(history: keras.callbacks.History, phase: str) -> dict:
-    """A History as plain lists: 1-based epoch numbers, the phase of each epoch, each metric."""
-    return {"epoch": [int(e) + 1 for e in history.epoch], "phase": [phase] * len(history.epoch),
-            **{k: [float(v) for v in values] for k, values in history.history.items()}}
-
-
-def merge_histories(phases: dict[str, keras.callbacks.History | dict]) -> dict:
-    """One record of all epochs of consecutive phases, with the epoch where each new phase starts.
-
-    Values may be Keras History objects or records made earlier by this function (for example
-    phase 1 saved by notebook 03 and merged with phase 2 in notebook 04).
-    """
-    merged: dict = {"epoch": [], "phase": [], "boundaries": []}
-    for name, history in phases.items():
-        record = history if isinstance(history, dict) else history_record(history, name)
-        if merged["epoch"] and record["epoch"]:
-            merged["boundaries"].append(merged["epoch"][-1])
-        merged["boundaries"] += record.get("boundaries", [])
-        for key, values in record.items():
-            if key != "boundaries":
-                merged.setdefault(key, []).extend(values)
-    return merged
+    learning_rate, schedule_callbacks = learning_rate_for(
+        config, config.lr_finetune, config.epochs_finetune, steps_per_epoch(train_ds))
+    compile_model(model, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
+    with restartable(model):  # epochs numbered after phase 1's, so the curves line up
+        history = model.fit(train_ds, validation_data=val_ds, initial_epoch=config.epochs_head,
+                            epochs=config.total_epochs, verbose=verbose, shuffle=False,
+                            callbacks=[*callbacks, *schedule_callbacks])
+    return checked(history, first_epoch=config.epochs_head)

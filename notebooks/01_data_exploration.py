@@ -61,9 +61,9 @@ from keras.applications.resnet50 import preprocess_input
 
 from cifar_helpers import load_config
 from cifar_helpers.config import describe
-from cifar_helpers.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import environment_report, show_source, timed
 from cifar_helpers.data import load_cifar10
-from cifar_helpers.exploration import (CHANNELS, STAGE_OUTPUTS, channel_histograms, class_counts,
+from cifar_helpers.lessons.exploration import (CHANNELS, STAGE_OUTPUTS, channel_histograms, class_counts,
                                        count_table, examples_per_class, feature_map_sizes,
                                        histogram_mean_std, plot_channel_histograms,
                                        plot_class_counts, resnet50_stages, stage_model,

@@ -67,13 +67,13 @@ from keras.applications.resnet50 import preprocess_input
 
 from cifar_helpers import load_config
 from cifar_helpers.config import describe
-from cifar_helpers.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import environment_report, show_source, timed
 from cifar_helpers.data import make_dataset, train_val_split
-from cifar_helpers.exploration import (class_counts, consume_seconds, count_table, reddest_image,
+from cifar_helpers.lessons.exploration import (class_counts, consume_seconds, count_table, reddest_image,
                                        reddest_pixel, slow_pipeline)
 from cifar_helpers.model import ResNet50Preprocess, build_model
 from cifar_helpers.plots import plot_image_grid
-from cifar_helpers.study import prepare_data
+from cifar_helpers.data import prepare_data
 
 versions = environment_report()
 config = load_config()

@@ -57,7 +57,6 @@ if IS_COLAB:
         os.environ.setdefault("CIFAR_OUT", "/content/drive/MyDrive/cifar10-course")
 
 # %%
-from pathlib import Path
 
 import keras
 import matplotlib.pyplot as plt
@@ -65,14 +64,13 @@ import numpy as np
 
 from cifar_helpers import load_config
 from cifar_helpers.config import describe
-from cifar_helpers.course import environment_report, save_checkpoint, show_source, timed
-from cifar_helpers.data import make_dataset
+from cifar_helpers.lessons.course import environment_report, show_source, timed
 from cifar_helpers.evaluation import evaluate
 from cifar_helpers.model import (base_layers, build_model, freeze_base, head_layers,
-                                 resolve_weights, trainable_count)
+                                 trainable_count)
+from cifar_helpers.pipeline import Pipeline
 from cifar_helpers.plots import plot_history
-from cifar_helpers.study import prepare_data
-from cifar_helpers.training import compile_model, merge_histories, train_head
+from cifar_helpers.training import compile_model, train_head
 
 environment_report()
 config = load_config()
@@ -88,14 +86,19 @@ print(describe(config))
 # %% [markdown]
 # ## 1. The data
 #
-# `prepare_data` loads CIFAR-10 as the configuration says (notebook 01), keeps `train_limit`
-# training and `test_limit` test images (0 keeps all; the kept subsets have the class balance of
-# the whole set), and splits off a stratified validation set of `val_fraction`. The validation set
+# Everything this notebook trains goes through one `Pipeline`: the same code the command line
+# (`python -m cifar_helpers train`) and the later notebooks use, so a setting means the same
+# thing everywhere. Creating it loads CIFAR-10 as the configuration says (notebook 01), keeps
+# `train_limit` training and `test_limit` test images (0 keeps all; the kept subsets have the
+# class balance of the whole set), splits off a stratified validation set of `val_fraction`, and
+# opens the run folder `config.out` where the results of each phase are kept. The validation set
 # is what we watch during training; the test set is touched only once training is finished.
 
 # %%
-data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
-print(f"data: {data.source}")
+pipeline = Pipeline(config)
+(x_train, y_train), (x_val, y_val) = pipeline.inputs.train, pipeline.inputs.val
+x_test, y_test = pipeline.inputs.test
+print(f"data: {pipeline.inputs.source}")
 print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}")
 
 # %%
@@ -104,15 +107,14 @@ assert len(x_train) == len(y_train) and len(x_val) == len(y_val) and len(x_test)
 assert set(np.unique(y_train)) == set(range(10))  # every class is present for training
 
 # %% [markdown]
-# `make_dataset` turns the arrays into `tf.data` pipelines: batches of `batch_size` images
-# converted to float32, with one-hot labels (the loss is categorical cross-entropy, as in the
-# original study). The training set is reshuffled every epoch, seeded with `config.seed` so a run
-# can be repeated. There is no preprocessing here: it is a layer inside the model (notebook 02),
-# so the saved model takes raw images.
+# The arrays become `tf.data` pipelines (`make_dataset`, notebook 02): batches of `batch_size`
+# images converted to float32, with one-hot labels (the loss is categorical cross-entropy, as in
+# the original study). The training set is reshuffled every epoch, seeded with `config.seed` so a
+# run can be repeated. There is no preprocessing here: it is a layer inside the model
+# (notebook 02), so the saved model takes raw images.
 
 # %%
-train_ds = make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
-val_ds = make_dataset(x_val, y_val, config.batch_size)
+train_ds, val_ds = pipeline.datasets()
 images, labels = next(iter(train_ds))
 print(f"one batch: images {images.shape} {images.dtype}, labels {labels.shape} {labels.dtype}")
 
@@ -128,18 +130,18 @@ assert labels.shape[1] == 10 and np.allclose(labels.numpy().sum(axis=1), 1.0)  #
 # small head on top of them can learn CIFAR-10 from far fewer examples and epochs than a network
 # trained from scratch.
 #
-# `resolve_weights` turns the `weights` setting into what Keras gets: `imagenet` (downloaded once,
-# then cached), `none` (random initialisation), a path to a weights file, or `auto` (ImageNet if
-# obtainable, otherwise random, with a loud warning).
+# The pipeline has already turned the `weights` setting into what Keras gets (`resolve_weights`):
+# `imagenet` (downloaded once, then cached), `none` (random initialisation), a path to a weights
+# file, or `auto` (ImageNet if obtainable, otherwise random, with a loud warning).
 #
 # **Without ImageNet weights this is not transfer learning**: the head then learns on top of
 # random features and accuracy is far lower. The quick profile does exactly that on purpose,
 # because CI runs offline; it only checks that the code runs.
 
 # %%
-weights_arg, weights_used = resolve_weights(config.weights, config.download_timeout)
+weights_used = pipeline.inputs.weights_used
 print(f"weights requested: {config.weights!r} -> used: {weights_used}")
-if weights_arg is None:
+if pipeline.inputs.weights is None:
     print("The ResNet50 base starts from RANDOM weights: this run is not transfer learning,\n"
           "and its accuracy says nothing about the method (it only shows the pipeline runs).")
 
@@ -150,11 +152,18 @@ if weights_arg is None:
 # preprocessing layer → ResNet50 without its ImageNet classifier (`include_top=False`) → a new head
 # GlobalAveragePooling2D → Dense 128 → Dense 64 → Dense 10 softmax. ResNet50 shrinks its input
 # 32-fold, so a 32×32 image leaves the base as a 1×1×2048 feature vector (at ImageNet's 224×224 it
-# would be 7×7×2048). Fixing the seed makes the head's random start repeatable.
+# would be 7×7×2048). Here is the package's code:
 
 # %%
-keras.utils.set_random_seed(config.seed)
-model = build_model(weights_arg)
+show_source(build_model)
+
+# %% [markdown]
+# `pipeline.build_model()` calls it with this configuration's weights and settings (`image_size`,
+# `augment`; under the `precision` policy; with the `fast_ops` layers), after fixing the seed so
+# that the head's random start is repeatable.
+
+# %%
+model = pipeline.build_model()
 print(f"{len(model.layers)} layers: {len(base_layers(model))} from ResNet50, "
       f"{len(head_layers(model))} in the new head")
 
@@ -209,19 +218,27 @@ assert all(layer.trainable for layer in head_layers(model))
 show_source(compile_model)
 
 # %% [markdown]
-# `train_head` is phase 1 in one call: freeze (again; freezing twice is harmless), compile, and
-# fit for `epochs_head` epochs. It stops with a clear error if the loss becomes NaN.
+# `train_head` is phase 1: freeze (again; freezing twice is harmless), compile at `lr_head`, and
+# `fit` for `epochs_head` epochs. It stops with a clear error if the loss becomes NaN.
 
 # %%
 show_source(train_head)
 
-# %%
-with timed("phase 1"):
-    history = train_head(model, train_ds, val_ds, config, verbose=2)
+# %% [markdown]
+# `pipeline.run("head")` calls `train_head` on our model with the settings printed above, and
+# adds what a long run needs: every epoch is logged to the run folder and backed up, so if the
+# runtime disconnects, running this cell again resumes from the last finished epoch; when the
+# phase ends the model is saved there for notebook 04. `restart_from="head"` trains phase 1 again
+# even if the run folder already holds one (this is the lesson, after all).
 
 # %%
-assert len(history.history["loss"]) == config.epochs_head
-assert all(np.isfinite(history.history["loss"])), "phase 1 produced a NaN or infinite loss"
+with timed("phase 1"):
+    pipeline.run("head", restart_from="head")
+history = pipeline.history()
+
+# %%
+assert history["phase"] == ["head"] * config.epochs_head
+assert all(np.isfinite(history["loss"])), "phase 1 produced a NaN or infinite loss"
 assert trainable_count(model) == 271_178  # training changed weights, not what is trainable
 
 # %% [markdown]
@@ -234,14 +251,14 @@ assert trainable_count(model) == 271_178  # training changed weights, not what i
 # quick profile there is a single epoch, so each curve is a single point.
 
 # %%
-plot_history(merge_histories({"head": history}), title="Phase 1: head training")
+plot_history(history, title="Phase 1: head training")
 plt.show()
 
 # %% [markdown]
 # ## 7. Test accuracy after phase 1
 
 # %%
-phase1_evaluation = evaluate(model, x_test, y_test, data.class_names)
+phase1_evaluation = evaluate(model, x_test, y_test, pipeline.inputs.class_names)
 print(f"phase-1 test accuracy: {phase1_evaluation.accuracy:.3f} on {len(y_test)} test images "
       f"(guessing: 0.100); weights: {weights_used}")
 
@@ -261,35 +278,35 @@ assert phase1_evaluation.probabilities.shape == (len(y_test), 10)
 # meaningful accuracy: expect something near guessing (10%). It only proves the pipeline runs.
 
 # %% [markdown]
-# ## 8. Save the result for notebook 04
+# ## 8. The result, kept for notebook 04
 #
-# `save_checkpoint` writes the model (without optimizer state) to `config.out`, plus a small JSON
-# file with the settings and the training history. Notebook 04 loads it if the settings match, and
-# otherwise retrains phase 1 itself, so each notebook also works on its own.
+# The pipeline saved the phase-1 model (without optimizer state) in the run folder `config.out`
+# when the phase ended, and recorded the settings it was trained with. Notebook 04 loads it if
+# the settings that shape phase 1 match, and otherwise trains phase 1 itself, so each notebook
+# also works on its own.
 
 # %%
-checkpoint = save_checkpoint(model, Path(config.out) / "phase1.keras", config,
-                             merge_histories({"head": history}))
+checkpoint = pipeline.store.model_file("head")
 print(f"saved {checkpoint} ({checkpoint.stat().st_size / 2**20:.0f} MB)")
+print(describe(config, tuple(pipeline.store.finished["head"]["settings"])))
 
 # %%
-assert checkpoint.exists() and checkpoint.with_suffix(".json").exists()
+assert checkpoint.exists() and "head" in pipeline.store.finished
 
 # %% [markdown]
 # ## Exercises
 #
-# **1. Train the head longer.** Run phase 1 for 3 epochs and compare the curves with the ones
-# above. Where does the validation accuracy stop improving?
+# **1. Train the head longer.** Run phase 1 for twice as many epochs and compare the curves with
+# the ones above. Where does the validation accuracy stop improving?
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# longer = load_config(epochs_head=3)
-# keras.utils.set_random_seed(longer.seed)
-# model_3 = build_model(weights_arg)
-# history_3 = train_head(model_3, train_ds, val_ds, longer, verbose=2)
-# plot_history(merge_histories({"head": history_3}))
+# longer = Pipeline(load_config(epochs_head=2 * config.epochs_head,
+#                               out=config.out + "-longer-head"))  # its own run folder
+# longer.run("head")
+# plot_history(longer.history(), title="Phase 1, twice as long")
 # plt.show()
 # ```
 #
@@ -327,7 +344,7 @@ assert checkpoint.exists() and checkpoint.with_suffix(".json").exists()
 # <details><summary>Solution</summary>
 #
 # ```python
-# everything = build_model(weights_arg)
+# everything = build_model(pipeline.inputs.weights)
 # compile_model(everything, config.lr_head)  # nothing frozen: all layers trainable
 # with timed("one epoch, everything trainable"):
 #     everything.fit(train_ds, epochs=1, verbose=0, shuffle=False)  # train_ds shuffles itself

@@ -66,17 +66,16 @@ import numpy as np
 import pandas as pd
 
 from cifar_helpers import load_config
-from cifar_helpers.batchnorm import (batchnorm_layers, moving_statistics,
+from cifar_helpers.lessons.batchnorm import (batchnorm_layers, moving_statistics,
                                      nested_training_false_model, statistics_drift)
 from cifar_helpers.config import describe
-from cifar_helpers.course import (environment_report, phase1_model, save_checkpoint, show_source,
-                                  timed)
+from cifar_helpers.lessons.course import environment_report, show_source, timed
 from cifar_helpers.data import make_dataset
 from cifar_helpers.evaluation import evaluate
 from cifar_helpers.model import trainable_count, unfreeze_base
+from cifar_helpers.pipeline import Pipeline
 from cifar_helpers.plots import plot_history
-from cifar_helpers.study import prepare_data, training_datasets
-from cifar_helpers.training import fine_tune, merge_histories
+from cifar_helpers.training import fine_tune
 
 environment_report()
 config = load_config()
@@ -85,26 +84,27 @@ print(describe(config))
 # %% [markdown]
 # The run settings. Phase 2 uses `epochs_finetune` and `lr_finetune`; change them with
 # `config = load_config(epochs_finetune=3)` or environment variables such as
-# `CIFAR_LR_FINETUNE=1e-4`. Notebook 03's saved model is reused only if every setting that shapes
-# phase 1 matches (data, weights, phase-1 epochs and learning rate, batch size, seed, ...);
-# phase-2 settings can change freely here. Otherwise phase 1 is simply trained again below.
+# `CIFAR_LR_FINETUNE=1e-4`. Notebook 03's phase-1 model is reused only if every setting that
+# shapes phase 1 matches (data, weights, phase-1 epochs and learning rate, batch size, seed,
+# image size, ...); phase-2 settings can change freely here. Otherwise phase 1 is simply trained
+# again below.
 
 # %% [markdown]
 # ## 1. Data and the phase-1 model
 #
-# The same data and pipelines as in notebook 03 (same settings, same seed, same split).
-# `phase1_model` loads the model notebook 03 saved in `config.out` if it was trained with these
-# settings; otherwise (a fresh Colab VM, other settings) it trains phase 1 again now and says so.
+# The same data, split and training pipeline as in notebook 03 (same settings, same seed).
+# `pipeline.run("head")` brings the model to the end of phase 1: it loads the phase-1 model that
+# notebook 03 (or `python -m cifar_helpers train` with the same settings) left in the run folder
+# `config.out`; if there is none (a fresh Colab VM, other settings), it trains phase 1 now, and an
+# interrupted phase 1 resumes from its last finished epoch. It says which of these happened.
 
 # %%
-data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
-train_ds, val_ds = training_datasets(config, (x_train, y_train), (x_val, y_val))
-print(f"data: {data.source}; train {len(x_train)}, validation {len(x_val)}, test {len(x_test)}")
-
-# %%
-keras.utils.set_random_seed(config.seed)
-model, phase1_history = phase1_model(config, train_ds, val_ds)
-phase1_evaluation = evaluate(model, x_test, y_test, data.class_names)
+pipeline = Pipeline(config)
+(x_train, y_train), (x_test, y_test) = pipeline.inputs.train, pipeline.inputs.test
+class_names = pipeline.inputs.class_names
+model = pipeline.run("head")
+phase1_history = pipeline.history("head")
+phase1_evaluation = evaluate(model, x_test, y_test, class_names)
 print(f"phase-1 test accuracy: {phase1_evaluation.accuracy:.3f}")
 
 # %%
@@ -143,6 +143,7 @@ show_source(unfreeze_base)
 #
 # `fine_tune` is phase 2 in one call: unfreeze, compile at `lr_finetune`, and fit. Its epochs are
 # numbered after phase 1's (`initial_epoch=epochs_head`), so the curves of both phases line up.
+# This is the code the pipeline runs for phase 2 below (the CLI runs it too).
 
 # %%
 show_source(fine_tune)
@@ -212,7 +213,8 @@ statistics_before = moving_statistics(model)
 first_kernel_before = model.get_layer("conv1_conv").kernel.numpy().copy()
 
 with timed("phase 2"):
-    history = fine_tune(model, train_ds, val_ds, config, verbose=2)
+    pipeline.run("finetune", restart_from="finetune")  # fine_tune, plus log and per-epoch backup
+full_history = pipeline.history()
 
 # %%
 drift = statistics_drift(statistics_before, moving_statistics(model))
@@ -232,8 +234,8 @@ assert not any(layer.trainable for layer in batchnorm_layers(model))
 assert drift["arrays"] == 106 and drift["changed"] == 0
 assert not np.array_equal(first_kernel_before, model.get_layer("conv1_conv").kernel.numpy())
 assert math.isclose(learning_rate, config.lr_finetune, rel_tol=1e-6)
-assert history.epoch[0] == config.epochs_head
-assert all(np.isfinite(history.history["loss"]))
+assert full_history["phase"] == ["head"] * config.epochs_head + ["finetune"] * config.epochs_finetune
+assert all(np.isfinite(full_history["loss"]))
 
 # %% [markdown]
 # ## 5. Curves across both phases
@@ -245,7 +247,6 @@ assert all(np.isfinite(history.history["loss"]))
 # per phase: two points, no trend.
 
 # %%
-full_history = merge_histories({"head": phase1_history, "finetune": history})
 plot_history(full_history)
 plt.show()
 
@@ -253,7 +254,7 @@ plt.show()
 # ## 6. Phase 1 against phase 2 on the test set
 
 # %%
-phase2_evaluation = evaluate(model, x_test, y_test, data.class_names)
+phase2_evaluation = evaluate(model, x_test, y_test, class_names)
 comparison = pd.DataFrame({"after phase 1 (head)": phase1_evaluation.per_class_accuracy,
                            "after phase 2 (fine-tuned)": phase2_evaluation.per_class_accuracy})
 comparison.loc["ALL (test accuracy)"] = [phase1_evaluation.accuracy, phase2_evaluation.accuracy]
@@ -276,14 +277,17 @@ assert comparison.shape == (11, 2)
 # pipeline runs.
 
 # %% [markdown]
-# ## 7. Save the result for notebook 05
+# ## 7. The result, kept for notebook 05
+#
+# The pipeline saved the fine-tuned model in the run folder as soon as phase 2 finished (without
+# optimizer state), next to the phase-1 model and the training log; notebooks 05 and 07 load it.
 
 # %%
-checkpoint = save_checkpoint(model, Path(config.out) / "phase2.keras", config, full_history)
-print(f"saved {checkpoint}")
+print(f"{pipeline.store.model_file('finetune')}: "
+      f"{pipeline.store.model_file('finetune').stat().st_size / 2**20:.0f} MB")
 
 # %%
-assert checkpoint.exists() and checkpoint.with_suffix(".json").exists()
+assert pipeline.store.model_file("finetune").exists() and "finetune" in pipeline.store.finished
 
 # %% [markdown]
 # ## Exercises
@@ -297,15 +301,16 @@ assert checkpoint.exists() and checkpoint.with_suffix(".json").exists()
 #
 # ```python
 # hot = load_config(lr_finetune=1e-3)
-# model_hot, head_history = phase1_model(config, train_ds, val_ds)  # notebook 03's model again
-# history_hot = fine_tune(model_hot, train_ds, val_ds, hot, verbose=2)
-# plot_history(merge_histories({"head": head_history, "finetune": history_hot}))
-# plt.show()
-# print(evaluate(model_hot, x_test, y_test, data.class_names).accuracy)
+# model_hot = Pipeline(config).run("head")  # a fresh copy of the phase-1 model
+# train_ds, val_ds = pipeline.datasets()
+# history_hot = fine_tune(model_hot, train_ds, val_ds, hot)
+# print("validation accuracy per epoch:", history_hot.history["val_accuracy"])
+# print("test accuracy:", evaluate(model_hot, x_test, y_test, class_names).accuracy)
 # ```
 #
-# `phase1_model` is called with the original `config`, so it loads the same phase-1 model again
-# (a fresh copy); only the fine-tuning uses the new rate. With a large learning rate the first
+# `Pipeline(config).run("head")` loads the phase-1 model from the run folder again (a fresh
+# copy), and `fine_tune` trains it at the new rate outside the run folder, which keeps the 1e-5
+# model for notebook 05. With a large learning rate the first
 # fine-tuning steps make big changes to the pretrained weights: watch for a validation accuracy
 # that drops right after the boundary and recovers only partly — a sign that the pretrained
 # features are being destroyed instead of refined.
@@ -346,7 +351,7 @@ assert checkpoint.exists() and checkpoint.with_suffix(".json").exists()
 # <details><summary>Solution</summary>
 #
 # ```python
-# control, _ = phase1_model(config, train_ds, val_ds)
+# control = Pipeline(config).run("head")  # a fresh copy of the phase-1 model
 # for layer in control.layers:
 #     layer.trainable = True  # BatchNorm included
 # control.compile(optimizer=keras.optimizers.Adam(1e-5), loss="categorical_crossentropy",

@@ -62,44 +62,44 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from cifar_helpers import load_config
-from cifar_helpers.analysis import (confused_examples, most_confident_mistakes, pair_confusion,
+from cifar_helpers.lessons.analysis import (confused_examples, most_confident_mistakes, pair_confusion,
                                     plot_confidence_histogram, plot_confused_pair,
                                     prediction_titles, split_confidence)
 from cifar_helpers.config import describe
-from cifar_helpers.course import environment_report, phase2_model, show_source, timed
+from cifar_helpers.lessons.course import environment_report, show_source, timed
 from cifar_helpers.evaluation import evaluate
 from cifar_helpers.plots import plot_confusion, plot_image_grid
-from cifar_helpers.study import prepare_data, training_datasets
+from cifar_helpers.pipeline import Pipeline
 
 environment_report()
 config = load_config()
 print(describe(config))
 
 # %% [markdown]
-# The run settings. Keep them as in notebooks 03 and 04 so that the fine-tuned model they saved
-# in `config.out` is reused (change settings with `load_config(...)` or `CIFAR_*` environment
-# variables, as before).
+# The run settings. Keep them as in notebooks 03 and 04 so that the fine-tuned model they left
+# in the run folder `config.out` is reused (change settings with `load_config(...)` or `CIFAR_*`
+# environment variables, as before). `python -m cifar_helpers train` with the same settings
+# leaves its model in the same folder, so this notebook can also start from a CLI run.
 
 # %% [markdown]
 # ## 1. The fine-tuned model and its test predictions
 #
-# `phase2_model` loads notebook 04's model if it was saved here with the same settings; otherwise
-# it recreates phases 1 and 2 now (that is what the training data is needed for) and says so.
+# `Pipeline(config).run()` goes through the same training pipeline as notebooks 03 and 04: it
+# loads the fine-tuned model from the run folder if it was trained with these settings; otherwise
+# it trains what is missing now (phase 1 and/or 2, resuming an interrupted phase) and says so.
 # `evaluate` runs the model once over the test set and keeps everything this notebook looks at:
 # the probabilities of each class for each image, the predictions, the confusion matrix and the
 # classification report.
 
 # %%
-data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
-train_ds, val_ds = training_datasets(config, (x_train, y_train), (x_val, y_val))
-class_names = data.class_names
-
-keras.utils.set_random_seed(config.seed)
-model, history = phase2_model(config, train_ds, val_ds)
+pipeline = Pipeline(config)
+model = pipeline.run()  # loads the finished model, or trains what is missing (resuming)
+(x_val, y_val), (x_test, y_test) = pipeline.inputs.val, pipeline.inputs.test
+class_names = pipeline.inputs.class_names
 with timed("predictions on the test set"):
     evaluation = evaluate(model, x_test, y_test, class_names)
 print(f"test accuracy: {evaluation.accuracy:.3f} on {len(y_test)} images "
-      f"(data: {data.source}, weights setting: {config.weights!r})")
+      f"(data: {pipeline.inputs.source}, weights: {pipeline.inputs.weights_used})")
 
 # %% [markdown]
 # Before interpreting anything, check that the numbers are consistent: each image's ten

@@ -76,9 +76,10 @@ import pandas as pd
 
 from cifar_helpers import load_config
 from cifar_helpers.config import describe
-from cifar_helpers.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import environment_report, show_source, timed
 from cifar_helpers.model import augmentation, build_model
-from cifar_helpers.study import prepare_data, run_study
+from cifar_helpers.data import prepare_data
+from cifar_helpers.study import run_study
 from cifar_helpers.training import compile_model, learning_rate_for, standard_callbacks
 
 environment_report()

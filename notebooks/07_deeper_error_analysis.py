@@ -69,49 +69,47 @@ import numpy as np
 from PIL import Image
 
 from cifar_helpers import load_config
-from cifar_helpers.analysis import confused_examples, pair_confusion, prediction_titles
-from cifar_helpers.calibration import (apply_temperature, expected_calibration_error,
+from cifar_helpers.lessons.analysis import confused_examples, pair_confusion, prediction_titles
+from cifar_helpers.lessons.calibration import (apply_temperature, expected_calibration_error,
                                        fit_temperature, negative_log_likelihood,
                                        plot_reliability_diagram)
 from cifar_helpers.config import describe
-from cifar_helpers.course import environment_report, phase2_model, show_source, timed
+from cifar_helpers.lessons.course import environment_report, show_source, timed
 from cifar_helpers.evaluation import evaluate, predict_proba
-from cifar_helpers.gradcam import gradcam, gradcam_layer, plot_gradcam, spatial_size
+from cifar_helpers.lessons.gradcam import gradcam, gradcam_layer, plot_gradcam, spatial_size
 from cifar_helpers.model import build_model
-from cifar_helpers.predict_image import (classify_image, image_probabilities,
+from cifar_helpers.lessons.predict_image import (classify_image, image_probabilities,
                                          plot_image_prediction)
-from cifar_helpers.study import prepare_data, training_datasets
+from cifar_helpers.pipeline import Pipeline
 
 environment_report()
 config = load_config()
 print(describe(config))
 
 # %% [markdown]
-# The run settings. Keep them as in notebooks 03 and 04 so that the fine-tuned model they saved
-# in `config.out` is reused (change settings with `load_config(...)` or `CIFAR_*` environment
-# variables, as before).
+# The run settings. Keep them as in notebooks 03 and 04 so that the fine-tuned model they left
+# in the run folder `config.out` is reused (change settings with `load_config(...)` or `CIFAR_*`
+# environment variables, as before; a CLI run with the same settings serves too).
 
 # %% [markdown]
 # ## 1. The fine-tuned model, and its predictions on validation and test images
 #
-# As in notebook 05, `phase2_model` loads notebook 04's model if it was saved here with the same
-# settings, and otherwise recreates both phases now (that is what the training data is for).
+# As in notebook 05, `Pipeline(config).run()` loads the fine-tuned model from the run folder if
+# it was trained with these settings, and otherwise trains what is missing now.
 # This time we need predictions on two sets: the **validation** set, on which we will *fit* the
 # calibration, and the **test** set, on which we *judge* everything.
 
 # %%
-data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
-train_ds, val_ds = training_datasets(config, (x_train, y_train), (x_val, y_val))
-class_names = data.class_names
-
-keras.utils.set_random_seed(config.seed)
-model, history = phase2_model(config, train_ds, val_ds)
+pipeline = Pipeline(config)
+model = pipeline.run()  # loads the finished model, or trains what is missing (resuming)
+(x_val, y_val), (x_test, y_test) = pipeline.inputs.val, pipeline.inputs.test
+class_names = pipeline.inputs.class_names
 with timed("predictions on the validation and test sets"):
     val_probabilities = predict_proba(model, x_val)
     evaluation = evaluate(model, x_test, y_test, class_names)
 probabilities, predictions = evaluation.probabilities, evaluation.predictions
 print(f"test accuracy: {evaluation.accuracy:.3f} on {len(y_test)} images, "
-      f"{len(y_val)} validation images (data: {data.source}, weights setting: {config.weights!r})")
+      f"{len(y_val)} validation images (data: {pipeline.inputs.source}, weights: {pipeline.inputs.weights_used})")
 
 # %%
 assert val_probabilities.shape == (len(y_val), len(class_names))

@@ -1,7 +1,7 @@
 """Point every Colab badge and install cell at another repository or branch (for forks and releases).
 
 Usage: python scripts/set_repo_url.py https://github.com/ORG/REPO [BRANCH_OR_TAG]
-The single source is cifar_helpers/course.py (REPO_URL, BRANCH); this rewrites it and every copy
+The single source is cifar_helpers/lessons/course.py (REPO_URL, BRANCH); this rewrites it and every copy
 that cannot import it (README, pyproject.toml, notebooks). tests/test_notebooks.py checks the result.
 """
 
@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from cifar_helpers.course import BRANCH, REPO_URL
+from cifar_helpers.lessons.course import BRANCH, REPO_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def rewrite(text: str, new_url: str, new_branch: str) -> str:
 
 
 def main(new_url: str, new_branch: str = BRANCH) -> None:
-    files = [ROOT / "cifar_helpers" / "course.py", ROOT / "README.md", ROOT / "pyproject.toml",
+    files = [ROOT / "cifar_helpers" / "lessons" / "course.py", ROOT / "README.md", ROOT / "pyproject.toml",
              *sorted((ROOT / "notebooks").glob("*.py")), *sorted((ROOT / "notebooks").glob("*.ipynb"))]
     for path in files:
         path.write_text(rewrite(path.read_text(), new_url.rstrip("/"), new_branch))

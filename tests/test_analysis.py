@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from cifar_helpers.analysis import (confidences, confused_examples, most_confident_mistakes,
+from cifar_helpers.lessons.analysis import (confidences, confused_examples, most_confident_mistakes,
                                     pair_confusion, plot_confidence_histogram,
                                     plot_confused_pair, prediction_titles, split_confidence)
 

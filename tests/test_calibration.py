@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from cifar_helpers.calibration import (apply_temperature, calibration_bins,
+from cifar_helpers.lessons.calibration import (apply_temperature, calibration_bins,
                                        expected_calibration_error, fit_temperature,
                                        negative_log_likelihood, plot_reliability_diagram)
 

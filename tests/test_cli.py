@@ -1,18 +1,21 @@
 """The command line, end to end in the quick profile, and its failure modes."""
 
+import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from cifar_files import write_canonical_dir
 
-from cifar_helpers import cli, model as model_module
+from cifar_helpers import cli
+from cifar_helpers import model as model_module
+from cifar_helpers.config import Config, field_types, load_config
 from cifar_helpers.errors import DownloadUnavailableError
-from cifar_helpers.config import load_config
 from cifar_helpers.model import load_trained_model
 from cifar_helpers.study import run_study
-from cifar_files import write_canonical_dir
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +24,18 @@ def quick_run(tmp_path_factory):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, "-m", "cifar_helpers", "train", "--profile", "quick",
                            "--train-limit", "200", "--test-limit", "50", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          check=False, capture_output=True, text=True, env=env, timeout=600)
     return done, out
 
 
 def test_quick_profile_writes_every_result_file(quick_run):
     done, out = quick_run
     assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("metrics.json", "model.keras", "best.weights.h5", "history.png",
-                 "confusion.png", "report.md", "training_log.csv"):
+    for name in ("metrics.json", "model.keras", "phase1.keras", "history.png",
+                 "confusion.png", "report.md", "training_log.csv", "run.json"):
         assert (out / name).stat().st_size > 0, name
-    assert not (out / ".partial").exists()
+    assert not list(out.glob("backup_*")) and not list(out.glob(".*tmp*"))
+    assert max(p.stat().st_size for p in out.iterdir()) < 100_000_000  # no optimizer state
     assert "Phase 2" in done.stdout and "Test accuracy" in done.stdout
 
 
@@ -76,12 +80,52 @@ def test_bad_argument_is_one_line_without_traceback(capsys):
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "--epochs-head" in err
 
 
+def train_parser():
+    commands = next(action for action in cli.build_parser()._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    return commands.choices["train"]
+
+
+def test_train_flags_are_exactly_the_config_fields():
+    flags = {option: action for action in train_parser()._actions
+             for option in action.option_strings}
+    expected = {"--" + item.name.replace("_", "-") for item in dataclasses.fields(Config)}
+    negated = {"--no-" + name.replace("_", "-") for name, kind in field_types().items()
+               if kind is bool}
+    assert set(flags) == expected | negated | {"-h", "--help"}
+    for item in dataclasses.fields(Config):
+        action = flags["--" + item.name.replace("_", "-")]
+        assert action.dest == item.name and action.default is None, item.name
+        if item.metadata["choices"]:
+            assert tuple(action.choices) == tuple(item.metadata["choices"]), item.name
+
+
+def test_train_flags_parse_to_typed_values_and_none_when_absent():
+    args = vars(cli.build_parser().parse_args(["train", "--augment", "--no-fast-ops",
+                                               "--image-size", "64", "--lr-head", "2e-4"]))
+    assert args.pop("command") == "train"
+    given = {"augment": True, "fast_ops": False, "image_size": 64, "lr_head": 2e-4}
+    assert {name: args[name] for name in given} == given
+    assert type(args["image_size"]) is int and type(args["lr_head"]) is float
+    assert set(args) == set(field_types())
+    assert all(args[name] is None for name in set(args) - set(given))
+    config = load_config(environ={}, **args)  # as main() does: None leaves the profile's value
+    assert (config.profile, config.augment, config.image_size) == ("seed", True, 64)
+
+
+def test_bad_choice_is_refused_by_the_parser_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--precision", "float64"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+    assert "--precision" in err and "float64" in err and "Traceback" not in err
+
+
 def test_missing_data_folder_fails_cleanly(tmp_path, capsys):
     code, err = run_cli(["train", "--profile", "quick", "--data", str(tmp_path / "nope"),
                          "--out", str(tmp_path / "out")], capsys)
     assert code == 1 and err.startswith("error:") and "not a directory" in err
     assert "Traceback" not in err and not (tmp_path / "out" / "metrics.json").exists()
-    assert not (tmp_path / "out" / ".partial").exists()
 
 
 def test_malformed_data_names_the_file(tmp_path, capsys):
@@ -96,7 +140,7 @@ def test_unwritable_output_folder_fails_before_training(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     code, err = run_cli(["train", "--profile", "quick", "--out", str(blocker / "out")], capsys)
-    assert code == 1 and "cannot write to output folder" in err
+    assert code == 1 and "cannot write to the run folder" in err
 
 
 def test_imagenet_weights_unavailable_exits_with_instructions(tmp_path, capsys, monkeypatch):

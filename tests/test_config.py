@@ -1,6 +1,14 @@
+from pathlib import Path
+
 import pytest
 
-from cifar_helpers.config import PROFILES, load_config
+from cifar_helpers.config import (
+    PROFILES,
+    fingerprint,
+    load_config,
+    runs_root,
+    settings_varying_images,
+)
 from cifar_helpers.errors import ConfigError
 
 
@@ -36,7 +44,11 @@ def test_full_is_an_alias_of_seed():
 @pytest.mark.parametrize("environ, message", [
     ({"CIFAR_EPOCHS_HEAD": "ten"}, "CIFAR_EPOCHS_HEAD"),
     ({"CIFAR_PROFILE": "huge"}, "unknown profile"),
-    ({"CIFAR_BATCH_SIZE": "-1"}, "negative"),
+    ({"CIFAR_BATCH_SIZE": "-1"}, "batch_size must be at least 1"),
+    ({"CIFAR_BATCH_SIZE": "0"}, "batch_size must be at least 1"),
+    ({"CIFAR_EPOCHS_HEAD": "-1"}, "epochs_head .*must not be negative"),
+    ({"CIFAR_EPOCHS_FINETUNE": "-2"}, "epochs_finetune .*must not be negative"),
+    ({"CIFAR_IMAGE_SIZE": "16"}, "image_size must be at least 32"),
     ({"CIFAR_VAL_FRACTION": "1.5"}, "val_fraction"),
 ])
 def test_bad_values_raise_config_error(environ, message):
@@ -49,3 +61,48 @@ def test_boolean_settings_from_environment():
     assert load_config(environ={"CIFAR_DETERMINISTIC": "0"}).deterministic is False
     with pytest.raises(ConfigError, match="true/false"):
         load_config(environ={"CIFAR_DETERMINISTIC": "maybe"})
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("precision", "float64"), ("precision", "bfloat16"), ("lr_schedule", "linear"),
+])
+def test_bad_choices_raise_config_error_naming_the_setting(setting, value):
+    with pytest.raises(ConfigError, match=f"{setting} must be one of .*{value}"):
+        load_config(environ={}, **{setting: value})
+    with pytest.raises(ConfigError, match=setting):
+        load_config(environ={f"CIFAR_{setting.upper()}": value})
+
+
+def test_out_defaults_to_the_profile_folder_of_the_run_store():
+    config = load_config("quick", environ={})
+    assert Path(config.out).is_absolute()
+    assert Path(config.out) == runs_root(environ={}) / "quick"
+
+
+def test_relative_out_resolves_against_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config("quick", environ={}, out="results/a")
+    assert config.out == str((tmp_path / "results" / "a").resolve())
+
+
+def test_runs_dir_environment_moves_the_default_run_store(tmp_path):
+    environ = {"CIFAR_RUNS_DIR": str(tmp_path)}
+    assert runs_root(environ) == tmp_path.resolve()
+    assert Path(load_config("fast", environ=environ).out) == tmp_path.resolve() / "fast"
+    assert load_config("full", environ=environ).out == str(tmp_path.resolve() / "seed")
+
+
+def test_fingerprint_keeps_only_the_settings_a_stage_depends_on():
+    config = load_config("quick", environ={})
+    training, finetune = fingerprint(config, "training"), fingerprint(config, "finetune")
+    for name in ("epochs_finetune", "lr_finetune", "test_limit", "out", "profile",
+                 "download_timeout"):
+        assert name not in training, name
+    assert {"epochs_head", "lr_head", "batch_size", "seed", "augment"} <= set(training)
+    assert {"epochs_finetune", "lr_finetune"} <= set(finetune) and "test_limit" not in finetune
+    assert set(training) < set(finetune) < set(fingerprint(config))
+    assert "test_limit" in fingerprint(config) and "out" not in fingerprint(config)
+
+
+def test_only_augmentation_varies_the_images():
+    assert settings_varying_images() == ("augment",)

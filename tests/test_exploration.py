@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cifar_helpers.data import CLASS_NAMES, load_sample
-from cifar_helpers.exploration import (STAGE_OUTPUTS, channel_histograms, class_counts,
+from cifar_helpers.lessons.exploration import (STAGE_OUTPUTS, channel_histograms, class_counts,
                                        consume_seconds, count_table, examples_per_class,
                                        feature_map_sizes, histogram_mean_std,
                                        plot_channel_histograms, plot_class_counts,

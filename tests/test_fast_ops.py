@@ -102,12 +102,14 @@ def test_fused_adam_runs_the_one_pass_kernel():
 
 @pytest.mark.parametrize("fast_ops, optimizer", [(True, FusedAdam), (False, keras.optimizers.Adam)])
 def test_each_phase_compiles_the_optimizer_fast_ops_asks_for(fast_ops, optimizer):
-    from cifar_helpers.training import _compile_phase
+    from cifar_helpers.training import fine_tune, train_head
 
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(10, activation="softmax")])
     config = load_config("quick", environ={}, fast_ops=fast_ops)
-    _compile_phase(model, config, 1e-3, 1, tf.data.Dataset.range(4).batch(2))
-    assert type(model.optimizer) is optimizer
+    data = tf.data.Dataset.from_tensor_slices((np.ones((8, 3)), np.eye(10)[:8])).batch(4)
+    for phase in (train_head, fine_tune):
+        phase(model, data, None, config, verbose=0)
+        assert type(model.optimizer) is optimizer
 
 
 def test_fast_profile_and_cli_switch_fast_ops():

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from cifar_helpers.gradcam import gradcam, gradcam_layer, plot_gradcam, spatial_size
+from cifar_helpers.lessons.gradcam import gradcam, gradcam_layer, plot_gradcam, spatial_size
 from cifar_helpers.model import build_model
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from cifar_helpers.course import BRANCH, REPO_URL, colab_url
+from cifar_helpers.lessons.course import BRANCH, REPO_URL, colab_url
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from cifar_helpers.data import CLASS_NAMES
-from cifar_helpers.predict_image import (classify_image, image_probabilities,
+from cifar_helpers.lessons.predict_image import (classify_image, image_probabilities,
                                          plot_image_prediction, prepare_image, top_classes)
 
 

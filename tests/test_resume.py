@@ -26,11 +26,14 @@ def test_killed_in_each_phase_then_resumed_loses_nothing(tmp_path):
     out = tmp_path / "run"
     first = train(out, kill_after="head:1")
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
-    assert not (out / "metrics.json").exists() and (out / ".partial" / "run.json").exists()
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["in_progress"]["phase"] == "head" and manifest["finished"] == {}
+    assert (out / "backup_head").is_dir() and not (out / "metrics.json").exists()
 
     second = train(out, kill_after="finetune:1")
     assert second.returncode == -signal.SIGKILL, second.stderr[-2000:]
-    assert "Resuming the interrupted run" in second.stdout and not (out / "metrics.json").exists()
+    assert "Phase 1: training the head on the frozen base: resuming" in second.stdout
+    assert not (out / "metrics.json").exists() and (out / "phase1.keras").exists()
 
     third = train(out)
     assert third.returncode == 0, third.stderr[-2000:]
@@ -46,7 +49,8 @@ def test_killed_in_each_phase_then_resumed_loses_nothing(tmp_path):
     assert finetune["trainable_params"] == 23_752_650 and metrics["resumed"] is True
     with open(out / "training_log.csv") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2", "3"]
-    assert not (out / ".partial").exists()
+    assert not list(out.glob("backup_*")) and json.loads((out / "run.json").read_text())[
+        "in_progress"] is None
 
 
 def test_full_disk_while_writing_results_keeps_training_state(tmp_path, monkeypatch):
@@ -67,6 +71,11 @@ def test_full_disk_while_writing_results_keeps_training_state(tmp_path, monkeypa
                          out=str(tmp_path / "out"))
     with pytest.raises(OutputError, match="No space left on device"):
         run_study(config, log=lambda text: None, verbose=0)
-    assert not (tmp_path / "out" / "metrics.json").exists()
-    assert not (tmp_path / "out" / "model.keras").exists()
-    assert (tmp_path / "out" / ".partial" / "run.json").exists()
+    out = tmp_path / "out"
+    assert not (out / "metrics.json").exists() and not (out / "phase1.keras").exists()
+    assert (out / "backup_head").is_dir() and (out / "training_log.csv").exists()
+
+    monkeypatch.undo()  # space freed: the same call resumes and trains no epoch again
+    metrics = run_study(config, log=lambda text: None, verbose=0)
+    assert metrics["phases"]["head"]["epochs_trained_here"] == 0 and metrics["resumed"] is True
+    assert metrics["history"]["epoch"] == [1] and (out / "model.keras").exists()

@@ -70,7 +70,7 @@ def test_feature_cache_is_reused_only_for_the_same_data_weights_and_policy(tmp_p
 def test_precision_is_chosen_by_hardware(monkeypatch):
     assert speed.resolve_precision("float32") == "float32"
     with pytest.raises(ConfigError, match="precision"):
-        speed.resolve_precision("float8")
+        load_config(precision="float8")
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
     assert speed.resolve_precision("auto") in ("mixed_bfloat16", "mixed_float16")
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
@@ -108,4 +108,4 @@ def test_fast_profile_end_to_end_records_its_precision(tmp_path, monkeypatch):
     assert metrics["history"]["epoch"] == [1, 2, 3] and metrics["history"]["boundaries"] == [2]
     assert metrics["phases"]["head"]["trainable_params"] == 271_178
     assert np.isfinite(metrics["history"]["loss"]).all() and 0 <= metrics["test_accuracy"] <= 1
-    assert (tmp_path / "best.weights.h5").exists() and not (tmp_path / ".partial").exists()
+    assert (tmp_path / "model.keras").exists() and not list(tmp_path.glob("backup_*"))

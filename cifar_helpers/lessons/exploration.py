@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .data import NUM_CLASSES
+from ..data import NUM_CLASSES
 
 if TYPE_CHECKING:
     import keras

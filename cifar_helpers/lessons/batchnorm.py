@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from .data import IMAGE_SHAPE, NUM_CLASSES
-from .model import ResNet50Preprocess
+from ..data import IMAGE_SHAPE, NUM_CLASSES
+from ..model import ResNet50Preprocess
 
 
 def nested_training_false_model(weights: str | None = None) -> keras.Model:

@@ -1,0 +1,1 @@
+"""Helpers that exist only for the lessons (notebooks): plumbing, demonstrations, analysis."""

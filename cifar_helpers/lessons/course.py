@@ -1,0 +1,68 @@
+"""Notebook plumbing shared by every lesson: environment report, showing helper code, timing.
+
+The repository URL and branch live here (and in pyproject.toml's [project.urls]); a test checks
+that every Colab badge and install cell in the notebooks and README uses exactly these.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+REPO_URL = "https://github.com/cifar10-transfer-course/resnet50-cifar10"
+BRANCH = "main"
+MIN_VERSIONS = {"tensorflow": (2, 16), "keras": (3, 0)}
+
+
+def colab_url(notebook: str) -> str:
+    """The Colab address that opens `notebook` (e.g. '03_head_training.ipynb') from GitHub."""
+    path = REPO_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{path}/blob/{BRANCH}/notebooks/{notebook}"
+
+
+def is_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def environment_report() -> dict:
+    """Print and check library versions and the accelerator; tell CPU users what to expect."""
+    import keras
+    import tensorflow as tf
+
+    versions = {"python": sys.version.split()[0], "tensorflow": tf.__version__,
+                "keras": keras.__version__}
+    for name, minimum in MIN_VERSIONS.items():
+        assert _major_minor(versions[name]) >= minimum, f"{name} {versions[name]} is too old"
+    gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
+    print(", ".join(f"{k} {v}" for k, v in versions.items()), "| Colab" if is_colab() else "")
+    if gpus:
+        print(f"GPU: {', '.join(gpus)}")
+    else:
+        print("No GPU found: everything runs on the CPU. The quick profile runs each notebook in "
+              "under a minute on a 2-core CPU; the full seed profile takes about an hour of "
+              "training there (see the README). In Colab: Runtime > Change runtime type > GPU.")
+    return {**versions, "gpus": gpus}
+
+
+def show_source(obj) -> object:
+    """Display the source code of a `cifar_helpers` function, so the notebook shows the real code."""
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")
+
+
+@contextmanager
+def timed(label: str) -> Iterator[None]:
+    """Print how long the block took: students see the cost of each step on their machine."""
+    start = time.perf_counter()
+    yield
+    print(f"{label}: {time.perf_counter() - start:.1f} s")

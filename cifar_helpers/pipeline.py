@@ -1,0 +1,179 @@
+"""The one training pipeline: the CLI, every notebook and the tests train through `Pipeline`.
+
+A `Pipeline` holds one configuration's data, its model (built exactly as the configuration
+says: image size, augmentation, precision policy, fast operations) and its run store. `run`
+brings the model to the end of a phase: a phase already finished with these settings is loaded,
+an interrupted one resumes from its last finished epoch, a missing one is trained.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+import numpy as np
+
+from .config import Config
+from .run_store import PHASES, RunStore, later_phases
+
+PHASE_TITLES = {"head": "Phase 1: training the head on the frozen base",
+                "finetune": "Phase 2: fine-tuning everything but BatchNorm at a low learning rate"}
+
+
+@dataclass
+class Inputs:
+    """The data of a run (split as the configuration says) and the weights it starts from."""
+
+    source: str
+    class_names: tuple[str, ...]
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    weights: str | None  # the argument for ResNet50
+    weights_used: str  # what that means, for people
+    notices: list[str]  # fallback warnings, kept for metrics.json
+
+    @property
+    def sizes(self) -> dict:
+        return {"train_images": len(self.train[1]), "val_images": len(self.val[1]),
+                "test_images": len(self.test[1])}
+
+
+def load_inputs(config: Config) -> Inputs:
+    """Data and weights, with fallback warnings shown loudly and kept for metrics.json."""
+    from .data import FallbackWarning, prepare_data
+    from .model import WeightsFallbackWarning, resolve_weights
+
+    ours = (FallbackWarning, WeightsFallbackWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        for category in ours:
+            warnings.simplefilter("always", category)
+        data, train, val, test = prepare_data(config)
+        weights, weights_used = resolve_weights(config.weights, config.download_timeout)
+    notices = [str(w.message) for w in caught if issubclass(w.category, ours)]
+    for other in (w for w in caught if not issubclass(w.category, ours)):
+        warnings.showwarning(other.message, other.category, other.filename, other.lineno)
+    for text in notices:
+        print(f"\nWARNING: {text}\n", file=sys.stderr, flush=True)
+    return Inputs(data.source, data.class_names, train, val, test, weights, weights_used,
+                  notices)
+
+
+class Pipeline:
+    """Data, model and run store of one configuration; `run` trains what is missing."""
+
+    def __init__(self, config: Config, log: Callable[[str], None] = print, verbose=None):
+        from .speed import resolve_precision
+        from .training import fit_verbosity
+
+        self.config, self.log = config, log
+        self.verbose = fit_verbosity() if verbose is None else verbose
+        self.store = RunStore.open(config.out, config)
+        self.precision = resolve_precision(config.precision)
+        if config.deterministic:
+            import tensorflow as tf
+            tf.config.experimental.enable_op_determinism()
+        self.inputs = load_inputs(config)
+        self.model: keras.Model | None = None
+        self.model_state: str | None = None  # the last phase whose weights the model holds
+        self.resumed = False
+        log(f"Data: {self.inputs.source} {self.inputs.sizes}; weights: {self.inputs.weights_used}; "
+            f"precision: {self.precision}; run folder: {self.store.folder}")
+
+    def build_model(self, weights: str | None | bool = True) -> keras.Model:
+        """A new model as the configuration says (seeded); it becomes the pipeline's model.
+
+        `weights=True` starts from the run's weights (ImageNet, a file or none).
+        """
+        from .model import build_model_for
+        from .speed import dtype_policy
+
+        keras.utils.set_random_seed(self.config.seed)
+        with dtype_policy(self.precision):
+            self.model = build_model_for(self.config, self.inputs.weights if weights is True
+                                         else weights)
+        self.model_state = None
+        return self.model
+
+    def datasets(self):
+        """The (training, validation) tf.data pipelines of this configuration."""
+        from .data import training_datasets
+
+        return training_datasets(self.config, self.inputs.train, self.inputs.val)
+
+    def run(self, upto: str = "finetune", restart_from: str | None = None) -> keras.Model:
+        """Bring the model to the end of phase `upto`, loading or resuming what the store has.
+
+        `restart_from`: when `upto` is already finished, train again from this phase on
+        (the CLI restarts a finished run; notebook 03 retrains phase 1, notebook 04 phase 2).
+        """
+        wanted = PHASES[:PHASES.index(upto) + 1]
+        if restart_from and upto in self.store.finished:
+            self.store.restart_from(restart_from)
+        self.resumed = bool(self.store.finished or self.store.in_progress)
+        self._restore_finished(wanted)
+        for phase in wanted:
+            if phase in self.store.finished:
+                self.log(f"\n== {PHASE_TITLES[phase]}: finished before, loaded from "
+                         f"{self.store.model_file(phase)} ==")
+            else:
+                self._train(phase)
+        return self.model
+
+    def history(self, upto: str = "finetune") -> dict:
+        """The finished epochs of the run up to the end of phase `upto`, from the CSV log."""
+        return self.store.history(upto)
+
+    def _restore_finished(self, wanted: tuple[str, ...]) -> None:
+        """Give the model the weights of the last finished phase it needs (building it if needed)."""
+        done = [phase for phase in wanted if phase in self.store.finished]
+        if self.model is None:
+            self.build_model(weights=None if done else True)
+        if done and self.model_state != done[-1]:
+            from .model import freeze_base, unfreeze_base
+
+            self.model.set_weights(self.store.load_model(done[-1]).get_weights())
+            (freeze_base if done[-1] == "head" else unfreeze_base)(self.model)  # as it trained
+            self.model_state = done[-1]
+
+    def _train(self, phase: str) -> None:
+        """Train one phase (resuming it if it was interrupted) and save it in the run store."""
+        from .model import trainable_count
+
+        resumes = self.store.start(phase)
+        self.log(f"\n== {PHASE_TITLES[phase]}" + (": resuming ==" if resumes else " =="))
+        start = time.perf_counter()
+        history = self._fit_phase(phase)
+        seconds = time.perf_counter() - start
+        epochs = len(history.epoch)
+        record = {"epochs_trained_here": epochs, "seconds": round(seconds, 2),
+                  "images_per_second": round(len(self.inputs.train[1]) * epochs / seconds, 1)
+                  if epochs else None,
+                  "trainable_params": trainable_count(self.model), "precision": self.precision}
+        self.store.finish(phase, self.model, record)
+        self.model_state = phase
+
+    def _fit_phase(self, phase: str) -> keras.callbacks.History:
+        """The phase's training call: phase 1 on cached features when it applies."""
+        from .resume import backup_callback, kill_switch
+        from .training import (fine_tune, standard_callbacks, train_head,
+                               train_head_on_cached_features, uses_feature_cache)
+
+        first_epoch = 0 if phase == "head" else self.config.epochs_head
+        callbacks = [*standard_callbacks(self.store.log_file, self.config.early_stopping_patience),
+                     backup_callback(self.store.backup_dir(phase)),
+                     *kill_switch(phase, first_epoch)]
+        if phase == "head" and uses_feature_cache(self.config):
+            return train_head_on_cached_features(
+                self.model, self.inputs.train, self.inputs.val, self.config, callbacks,
+                self.verbose, cache_dir=self.store.features_dir)
+        train_ds, val_ds = self.datasets()
+        runner = train_head if phase == "head" else fine_tune
+        return runner(self.model, train_ds, val_ds, self.config, callbacks, self.verbose)
+
+
+__all__ = ["Pipeline", "Inputs", "load_inputs", "PHASES", "later_phases"]

@@ -1,0 +1,201 @@
+"""The run store: one folder with everything a run has trained so far, each with its settings.
+
+Layout of a run folder (`config.out`):
+- `run.json`: for each finished phase the settings it was trained with and its timing, and the
+  phase in progress (if any) with its settings;
+- `phase1.keras`: the model after phase 1; `model.keras`: the model after phase 2 (both without
+  optimizer state, loadable in Keras safe mode);
+- `training_log.csv`: every finished epoch of both phases (the merged history is read from it);
+- `backup_head/`, `backup_finetune/`: Keras `BackupAndRestore` state of the phase in progress,
+  removed once that phase's model is saved;
+- `features/`: cached ResNet50 features for phase 1 in the `fast` profile;
+- `metrics.json` (written last), `report.md`, `history.png`, `confusion.png`: a finished study.
+
+A phase is reused only when the settings that shape it are those of the run asking for it
+(`config.fingerprint`: phase 1 depends on the 'training' settings, phase 2 also on 'finetune').
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config, fingerprint
+from .errors import OutputError
+from .files import atomic_path, write_text_atomic
+
+PHASES = ("head", "finetune")
+PHASE_SCOPE = {"head": "training", "finetune": "finetune"}
+MODEL_FILES = {"head": "phase1.keras", "finetune": "model.keras"}
+MANIFEST = "run.json"
+LOG_FILE = "training_log.csv"
+RESULT_FILES = ("metrics.json", "report.md", "history.png", "confusion.png")
+
+
+def later_phases(phase: str) -> tuple[str, ...]:
+    """`phase` and every phase after it."""
+    return PHASES[PHASES.index(phase):]
+
+
+@dataclass
+class RunStore:
+    """What a run folder holds for one configuration: finished phases and the phase in progress."""
+
+    folder: Path
+    config: Config
+    finished: dict = field(default_factory=dict)  # phase -> {"settings", "record"}
+    in_progress: dict | None = None  # {"phase", "settings"}
+
+    @classmethod
+    def open(cls, folder: str | Path, config: Config) -> "RunStore":
+        """Open (creating it) the run folder, keeping only the state made with these settings."""
+        store = cls(Path(folder), config)
+        store._check_writable()
+        saved = store._read_manifest()
+        for phase in PHASES:
+            entry = saved.get("finished", {}).get(phase)
+            if not (entry and entry["settings"] == store.settings(phase)
+                    and store.model_file(phase).exists()):
+                break
+            store.finished[phase] = entry
+        unkept = [phase for phase in PHASES if phase not in store.finished]
+        current = saved.get("in_progress")
+        if unkept and current and current == {"phase": unkept[0],
+                                               "settings": store.settings(unkept[0])}:
+            store.in_progress = current
+            unkept = unkept[1:]
+        if unkept:
+            store._discard(unkept[0])
+        store.save()
+        return store
+
+    def _check_writable(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.folder / ".write-test", "ok")
+            (self.folder / ".write-test").unlink()
+        except OSError as exc:
+            raise OutputError(f"cannot write to the run folder {self.folder}: "
+                              f"{exc.strerror or exc}") from None
+
+    def _read_manifest(self) -> dict:
+        try:
+            return json.loads((self.folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def settings(self, phase: str) -> dict:
+        """The settings that shape the state after `phase` under this configuration."""
+        return fingerprint(self.config, PHASE_SCOPE[phase])
+
+    def save(self) -> None:
+        """Write run.json atomically."""
+        manifest = {"finished": self.finished, "in_progress": self.in_progress}
+        write_text_atomic(self.folder / MANIFEST, json.dumps(manifest, indent=2))
+
+    def backup_dir(self, phase: str) -> Path:
+        """Where Keras' BackupAndRestore keeps the state of `phase` while it trains."""
+        return self.folder / f"backup_{phase}"
+
+    @property
+    def features_dir(self) -> Path:
+        """Where phase 1's cached base features live (kept across interruptions)."""
+        return self.folder / "features"
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / LOG_FILE
+
+    def model_file(self, phase: str) -> Path:
+        """The saved model after `phase`."""
+        return self.folder / MODEL_FILES[phase]
+
+    def start(self, phase: str) -> bool:
+        """Mark `phase` as in progress (dropping it and later phases); True when it resumes."""
+        resumes = bool(self.in_progress and self.in_progress["phase"] == phase)
+        if not resumes:
+            self._discard(phase)
+            self.in_progress = {"phase": phase, "settings": self.settings(phase)}
+        for name in RESULT_FILES:
+            (self.folder / name).unlink(missing_ok=True)
+        self.save()
+        return resumes
+
+    def finish(self, phase: str, model, record: dict) -> None:
+        """Save the model after `phase`, record the phase as finished, drop its backup."""
+        from .model import save_for_inference
+
+        with atomic_path(self.model_file(phase)) as temporary:
+            save_for_inference(model, temporary)
+        self.finished[phase] = {"settings": self.settings(phase), "record": record}
+        self.in_progress = None
+        self.save()
+        shutil.rmtree(self.backup_dir(phase), ignore_errors=True)
+
+    def restart_from(self, phase: str) -> None:
+        """Forget `phase` and every later one: their models, backups and log rows."""
+        self._discard(phase)
+        self.save()
+
+    def _discard(self, phase: str) -> None:
+        for name in later_phases(phase):
+            self.finished.pop(name, None)
+            if self.in_progress and self.in_progress["phase"] == name:
+                self.in_progress = None
+            self.model_file(name).unlink(missing_ok=True)
+            shutil.rmtree(self.backup_dir(name), ignore_errors=True)
+        first_epoch = 0 if phase == "head" else self.config.epochs_head
+        keep_log_rows_before(self.log_file, first_epoch)
+
+    def load_model(self, phase: str):
+        """The model saved after `phase` (safe mode)."""
+        from .model import load_trained_model
+
+        return load_trained_model(self.model_file(phase))
+
+    def history(self, upto: str = "finetune") -> dict:
+        """The merged history (1-based epochs, phases, boundaries) of the logged epochs up to the
+        end of phase `upto`."""
+        last = self.config.epochs_head if upto == "head" else self.config.total_epochs
+        return history_from_log(self.log_file, self.config.epochs_head, last)
+
+
+def log_rows(log_file: Path) -> list[dict]:
+    """Rows of the CSV log, one per epoch (0-based 'epoch'); a re-run epoch keeps its last row."""
+    if not log_file.exists():
+        return []
+    with open(log_file, newline="") as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in rows[e].items()}
+            for e in sorted(rows)]
+
+
+def keep_log_rows_before(log_file: Path, first_dropped_epoch: int) -> None:
+    """Rewrite the CSV log without the epochs from `first_dropped_epoch` on."""
+    rows = [row for row in log_rows(log_file) if row["epoch"] < first_dropped_epoch]
+    if not rows:
+        log_file.unlink(missing_ok=True)
+        return
+    with atomic_path(log_file) as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def history_from_log(log_file: Path, epochs_head: int, epochs: int | None = None) -> dict:
+    """The merged history of both phases (1-based epochs, phase names, boundaries) from the log,
+    of the first `epochs` epochs (all when None)."""
+    merged: dict = {"epoch": [], "phase": [], "boundaries": []}
+    for row in log_rows(log_file)[:epochs]:
+        phase = "head" if row["epoch"] < epochs_head else "finetune"
+        if merged["phase"] and merged["phase"][-1] != phase:
+            merged["boundaries"].append(merged["epoch"][-1])
+        merged["epoch"].append(row["epoch"] + 1)
+        merged["phase"].append(phase)
+        for metric, value in row.items():
+            if metric != "epoch":
+                merged.setdefault(metric, []).append(value)
+    return merged
