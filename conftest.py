@@ -1,7 +1,29 @@
 """Test-session defaults: quick profile for the notebooks (nbval kernels inherit this environment)."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("CIFAR_PROFILE", "quick")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Notebooks run by nbval in one test process share a run store, as they would for a student;
+# processes (pytest-xdist workers) never share one, so two notebooks never write the same store
+# at once. Notebooks 03 -> 04 -> 05 -> 07 run in one process, in this order (scheduler below).
+os.environ.setdefault("CIFAR_RUNS_DIR", str(Path(__file__).parent / "runs"
+                                            / f"pytest-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"))
+
+NOTEBOOK_CHAIN = ("03_head_training", "04_fine_tuning", "05_error_analysis",
+                  "07_deeper_error_analysis")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Files spread over processes as --dist=loadfile does, but the notebook chain stays whole."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndNotebookChain(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            chained = any(path == f"notebooks/{stem}.ipynb" for stem in NOTEBOOK_CHAIN)
+            return "notebook-chain" if chained else path
+
+    return FilesAndNotebookChain(config, log)

@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import keras
@@ -67,17 +68,21 @@ class Pipeline:
     """Data, model and run store of one configuration; `run` trains what is missing."""
 
     def __init__(self, config: Config, log: Callable[[str], None] = print, verbose=None):
+        from .run_store import check_writable
         from .speed import resolve_precision
         from .training import fit_verbosity
 
         self.config, self.log = config, log
         self.verbose = fit_verbosity() if verbose is None else verbose
-        self.store = RunStore.open(config.out, config)
+        check_writable(Path(config.out))  # before any download
         self.precision = resolve_precision(config.precision)
         if config.deterministic:
             import tensorflow as tf
             tf.config.experimental.enable_op_determinism()
         self.inputs = load_inputs(config)
+        self.store = RunStore.open(config.out, config, resolved={
+            "data": self.inputs.source, "weights": self.inputs.weights_used,
+            "precision": self.precision})
         self.model: keras.Model | None = None
         self.model_state: str | None = None  # the last phase whose weights the model holds
         self.resumed = False
@@ -114,6 +119,8 @@ class Pipeline:
         wanted = PHASES[:PHASES.index(upto) + 1]
         if restart_from and upto in self.store.finished:
             self.store.restart_from(restart_from)
+            if self.model_state in later_phases(restart_from):
+                self.model = None  # it holds weights trained after the restart point
         self.resumed = bool(self.store.finished or self.store.in_progress)
         self._restore_finished(wanted)
         for phase in wanted:

@@ -12,7 +12,9 @@ Layout of a run folder (`config.out`):
 - `metrics.json` (written last), `report.md`, `history.png`, `confusion.png`: a finished study.
 
 A phase is reused only when the settings that shape it are those of the run asking for it
-(`config.fingerprint`: phase 1 depends on the 'training' settings, phase 2 also on 'finetune').
+(`config.fingerprint`: phase 1 depends on the 'training' settings, phase 2 also on 'finetune'),
+and what 'auto' settings resolved to is the same too (data source, weights, precision): a phase
+trained offline on random weights is not reused once ImageNet weights are there.
 """
 
 from __future__ import annotations
@@ -46,25 +48,26 @@ class RunStore:
 
     folder: Path
     config: Config
-    finished: dict = field(default_factory=dict)  # phase -> {"settings", "record"}
-    in_progress: dict | None = None  # {"phase", "settings"}
+    resolved: dict = field(default_factory=dict)  # what 'auto' settings became: data, weights...
+    finished: dict = field(default_factory=dict)  # phase -> {"settings", "resolved", "record"}
+    in_progress: dict | None = None  # {"phase", "settings", "resolved"}
 
     @classmethod
-    def open(cls, folder: str | Path, config: Config) -> "RunStore":
+    def open(cls, folder: str | Path, config: Config, resolved: dict | None = None) -> RunStore:
         """Open (creating it) the run folder, keeping only the state made with these settings."""
-        store = cls(Path(folder), config)
-        store._check_writable()
+        store = cls(Path(folder), config, resolved or {})
+        check_writable(store.folder)
         saved = store._read_manifest()
         for phase in PHASES:
             entry = saved.get("finished", {}).get(phase)
-            if not (entry and entry["settings"] == store.settings(phase)
+            if not (entry and store._made_here(entry, phase)
                     and store.model_file(phase).exists()):
                 break
             store.finished[phase] = entry
         unkept = [phase for phase in PHASES if phase not in store.finished]
         current = saved.get("in_progress")
-        if unkept and current and current == {"phase": unkept[0],
-                                               "settings": store.settings(unkept[0])}:
+        if unkept and current and current.get("phase") == unkept[0] \
+                and store._made_here(current, unkept[0]):
             store.in_progress = current
             unkept = unkept[1:]
         if unkept:
@@ -72,14 +75,10 @@ class RunStore:
         store.save()
         return store
 
-    def _check_writable(self) -> None:
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.folder / ".write-test", "ok")
-            (self.folder / ".write-test").unlink()
-        except OSError as exc:
-            raise OutputError(f"cannot write to the run folder {self.folder}: "
-                              f"{exc.strerror or exc}") from None
+    def _made_here(self, entry: dict, phase: str) -> bool:
+        """Whether a recorded phase was made with this run's settings and resolved inputs."""
+        return (entry.get("settings") == self.settings(phase)
+                and entry.get("resolved") == self.resolved)
 
     def _read_manifest(self) -> dict:
         try:
@@ -118,7 +117,8 @@ class RunStore:
         resumes = bool(self.in_progress and self.in_progress["phase"] == phase)
         if not resumes:
             self._discard(phase)
-            self.in_progress = {"phase": phase, "settings": self.settings(phase)}
+            self.in_progress = {"phase": phase, "settings": self.settings(phase),
+                                "resolved": self.resolved}
         for name in RESULT_FILES:
             (self.folder / name).unlink(missing_ok=True)
         self.save()
@@ -130,7 +130,8 @@ class RunStore:
 
         with atomic_path(self.model_file(phase)) as temporary:
             save_for_inference(model, temporary)
-        self.finished[phase] = {"settings": self.settings(phase), "record": record}
+        self.finished[phase] = {"settings": self.settings(phase), "resolved": self.resolved,
+                                "record": record}
         self.in_progress = None
         self.save()
         shutil.rmtree(self.backup_dir(phase), ignore_errors=True)
@@ -161,6 +162,17 @@ class RunStore:
         end of phase `upto`."""
         last = self.config.epochs_head if upto == "head" else self.config.total_epochs
         return history_from_log(self.log_file, self.config.epochs_head, last)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` and write a file in it, or raise OutputError before any work is done."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / ".write-test", "ok")
+        (folder / ".write-test").unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to the run folder {folder}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def log_rows(log_file: Path) -> list[dict]:

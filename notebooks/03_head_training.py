@@ -233,7 +233,7 @@ show_source(train_head)
 
 # %%
 with timed("phase 1"):
-    pipeline.run("head", restart_from="head")
+    model = pipeline.run("head", restart_from="head")
 history = pipeline.history()
 
 # %%

@@ -25,6 +25,16 @@ def test_parameter_counts_of_seed_architecture(model):
     assert batch_norms and not any(l.trainable for l in batch_norms)
 
 
+def test_base_layers_are_exactly_the_layers_resnet50_makes(model):
+    """Identified by name, positively: the same names a standalone ResNet50 has (but its input)."""
+    standalone = keras.applications.ResNet50(include_top=False, weights=None,
+                                             input_shape=(32, 32, 3))
+    expected = [layer.name for layer in standalone.layers
+                if not isinstance(layer, keras.layers.InputLayer)]
+    assert [layer.name for layer in base_layers(model)] == expected
+    assert not {"image", "preprocess", "head_pool", "predictions"} & set(expected)
+
+
 def test_head_is_the_seed_head(model):
     units = [l.units for l in head_layers(model) if isinstance(l, keras.layers.Dense)]
     assert units == [128, 64, 10]

@@ -103,3 +103,29 @@ def test_history_up_to_phase_1_keeps_only_its_epochs(two_phase_run):
     head = history_from_log(two_phase_run["out"] / "training_log.csv", CONFIG.epochs_head,
                             CONFIG.epochs_head)
     assert head["epoch"] == [1] and head["boundaries"] == [] and head["phase"] == ["head"]
+
+
+def test_a_keras_without_the_resume_attribute_fails_loudly():
+    """restartable relies on Keras' private model._initial_epoch; if it disappears, say so."""
+    from cifar_helpers.training import restartable
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    del model._initial_epoch
+    with pytest.raises(TrainingError, match="_initial_epoch"):
+        with restartable(model):
+            pass
+
+
+@pytest.mark.parametrize("ci, tty, fit, predict", [("true", True, 2, 0), ("", True, 1, 1),
+                                                    ("", False, 2, 0)])
+def test_progress_bars_on_terminals_one_line_per_epoch_in_logs(monkeypatch, ci, tty, fit,
+                                                                 predict):
+    import sys
+    import types
+
+    from cifar_helpers.training import fit_verbosity, predict_verbosity
+
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(sys, "stdout", types.SimpleNamespace(isatty=lambda: tty))
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    assert (fit_verbosity(), predict_verbosity()) == (fit, predict)

@@ -1,0 +1,323 @@
+"""Pipeline: the model it builds reflects every setting that shapes the model or its training, and
+every checkpoint in the run store describes the model inside it."""
+
+import json
+import shutil
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+
+from cifar_helpers import model as model_module
+from cifar_helpers.config import fingerprint, load_config
+from cifar_helpers.fast_ops import FusedAdam, MatmulConv2D
+from cifar_helpers.model import base_layers
+from cifar_helpers.pipeline import Pipeline
+from cifar_helpers.run_store import log_rows
+from cifar_helpers.speed import resolve_precision
+from cifar_helpers.training import learning_rate_for, uses_feature_cache
+
+HEAD_PARAMS, FINETUNE_PARAMS = 271_178, 23_752_650  # trainable in phase 1 / phase 2
+FINETUNE_SETTINGS = {"epochs_finetune", "lr_finetune"}
+# The two trained runs (1 + 1 epochs each). feature_cache=True in the first one is overridden by
+# augment=True: phase 1 must train through the whole model there.
+UPSAMPLED = {"image_size": 64, "augment": True, "lr_schedule": "cosine", "label_smoothing": 0.1,
+             "feature_cache": True}
+FAST = {"fast_ops": True, "feature_cache": True, "precision": "mixed_bfloat16"}
+
+
+def quick(out, **setting):
+    """The quick profile on 90 + 10 training images and 20 test images, nothing from the
+    environment (100 is about the least that leaves a validation image for every class)."""
+    return load_config("quick", environ={}, out=str(out),
+                       **{"train_limit": 100, "test_limit": 20, **setting})
+
+
+def open_pipeline(out, lines=None, **setting):
+    return Pipeline(quick(out, **setting), log=lambda text: None if lines is None
+                    else lines.append(text), verbose=0)
+
+
+def build(tmp_path, **setting):
+    """A new (untrained) model of the pipeline of these settings."""
+    pipeline = open_pipeline(tmp_path / "run", **setting)
+    return pipeline, pipeline.build_model()
+
+
+def weights_by_layer(model):
+    return {layer.name: [np.array(w) for w in layer.get_weights()]
+            for layer in model.layers if layer.weights}
+
+
+def assert_same_weights(got, expected):
+    assert got.keys() == expected.keys()
+    for name in expected:
+        assert len(got[name]) == len(expected[name]), name
+        for a, b in zip(got[name], expected[name]):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def base_convolutions(model):
+    return [layer for layer in base_layers(model) if isinstance(layer, keras.layers.Conv2D)]
+
+
+def trained(out, **setting):
+    """Both phases of one configuration, with what the model was like at the end of phase 1."""
+    lines = []
+    pipeline = open_pipeline(out, lines, **setting)
+    model = pipeline.run("head")
+    after_head = SimpleNamespace(optimizer=getattr(model, "optimizer", None),
+                                 loss=getattr(model, "loss", None),
+                                 weights=weights_by_layer(model))
+    pipeline.run("finetune")
+    return SimpleNamespace(pipeline=pipeline, lines=lines, after_head=after_head)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """The seed's model: 32x32, no augmentation, float32, plain operations."""
+    return build(tmp_path_factory.mktemp("plain"))
+
+
+@pytest.fixture(scope="module")
+def upsampled_run(tmp_path_factory):
+    return trained(tmp_path_factory.mktemp("upsampled") / "run", **UPSAMPLED)
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    return trained(tmp_path_factory.mktemp("fast") / "run", **FAST)
+
+
+@pytest.fixture
+def fast_copy(fast_run, tmp_path):
+    """A copy of the fast run's folder (modification times kept), for tests that change it."""
+    return shutil.copytree(fast_run.pipeline.store.folder, tmp_path / "run")
+
+
+# ---- the model the pipeline builds ----------------------------------------------------------
+
+def test_image_size_upsamples_inside_the_model(tmp_path, plain):
+    _, model = build(tmp_path, image_size=64)
+    assert model.input.shape[1:] == (32, 32, 3)  # the data stays 32x32
+    assert model.get_layer("upsample").output.shape[1:] == (64, 64, 3)
+    assert model.get_layer("preprocess").output.shape[1:] == (64, 64, 3)  # the base's input
+    assert model.get_layer("conv5_block3_out").output.shape[1:3] == (2, 2)
+    _, seed_model = plain
+    assert "upsample" not in {layer.name for layer in seed_model.layers}
+    assert seed_model.get_layer("preprocess").output.shape[1:] == (32, 32, 3)
+    assert seed_model.get_layer("conv5_block3_out").output.shape[1:3] == (1, 1)
+
+
+def test_augment_adds_the_augment_layer_before_the_base(tmp_path, plain):
+    _, model = build(tmp_path, augment=True)
+    names = [layer.name for layer in model.layers]
+    assert names.index("augment") < names.index("preprocess")
+    assert "augment" not in {layer.name for layer in base_layers(model)}
+    _, seed_model = plain
+    assert "augment" not in {layer.name for layer in seed_model.layers}
+
+
+def test_precision_sets_the_dtype_policy_of_the_layers(tmp_path, plain):
+    pipeline, model = build(tmp_path, precision="mixed_bfloat16")
+    assert pipeline.precision == "mixed_bfloat16"
+    assert {layer.dtype_policy.name for layer in base_convolutions(model)} == {"mixed_bfloat16"}
+    assert model.get_layer("predictions").dtype_policy.name == "float32"  # softmax in float32
+    assert model.get_layer("preprocess").dtype_policy.name == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    seed_pipeline, seed_model = plain
+    assert seed_pipeline.precision == "float32"
+    assert {layer.dtype_policy.name for layer in seed_model.layers} == {"float32"}
+
+
+def test_pipeline_records_the_resolved_precision(tmp_path):
+    lines = []
+    pipeline = open_pipeline(tmp_path / "run", lines, precision="auto")
+    assert pipeline.precision == resolve_precision("auto") != "auto"
+    assert f"precision: {pipeline.precision}" in lines[0]
+
+
+def test_fast_ops_builds_matmul_convolutions(tmp_path, plain):
+    _, model = build(tmp_path, fast_ops=True)
+    convolutions = base_convolutions(model)
+    assert len(convolutions) == 53 and all(type(c) is MatmulConv2D for c in convolutions)
+    _, seed_model = plain
+    convolutions = base_convolutions(seed_model)
+    assert len(convolutions) == 53 and all(type(c) is keras.layers.Conv2D for c in convolutions)
+
+
+def test_fast_ops_trains_with_fused_adam(fast_run, upsampled_run):
+    model = fast_run.pipeline.model
+    assert type(model.optimizer) is FusedAdam
+    assert all(type(c) is MatmulConv2D for c in base_convolutions(model))  # trained as built
+    assert type(upsampled_run.pipeline.model.optimizer) is keras.optimizers.Adam
+
+
+def test_feature_cache_writes_base_features_unless_images_vary(fast_run, upsampled_run):
+    fast, upsampled = fast_run.pipeline, upsampled_run.pipeline
+    assert uses_feature_cache(fast.config)
+    assert len(list(fast.store.features_dir.glob("*.npy"))) == 2  # training and validation
+    assert upsampled.config.feature_cache and not uses_feature_cache(upsampled.config)
+    assert not list(upsampled.store.features_dir.glob("*.npy"))
+    assert upsampled_run.after_head.optimizer is not None  # phase 1 compiled the whole model
+
+
+def test_cosine_schedule_drives_both_phases(upsampled_run, fast_run):
+    config = upsampled_run.pipeline.config
+    for optimizer, peak in ((upsampled_run.after_head.optimizer, config.lr_head),
+                            (upsampled_run.pipeline.model.optimizer, config.lr_finetune)):
+        schedule = optimizer._learning_rate  # `learning_rate` is its value at the current step
+        assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+        settings = schedule.get_config()
+        assert max(settings["initial_learning_rate"], settings["warmup_target"] or 0.0) \
+            == pytest.approx(peak)
+    constant = fast_run.pipeline.model.optimizer._learning_rate
+    assert not isinstance(constant, keras.optimizers.schedules.LearningRateSchedule)
+    assert float(constant.numpy()) == pytest.approx(fast_run.pipeline.config.lr_finetune)
+
+
+def test_plateau_schedule_adds_reduce_lr_on_plateau(tmp_path):
+    config = quick(tmp_path / "run", lr_schedule="plateau")
+    rate, callbacks = learning_rate_for(config, 1e-5, epochs=10, steps_per_epoch=3)
+    assert rate == 1e-5 and len(callbacks) == 1
+    assert isinstance(callbacks[0], keras.callbacks.ReduceLROnPlateau)
+    assert callbacks[0].monitor == "val_loss" and callbacks[0].min_lr == pytest.approx(1e-7)
+
+
+def test_label_smoothing_reaches_the_loss_of_both_phases(upsampled_run, fast_run):
+    for loss in (upsampled_run.after_head.loss, upsampled_run.pipeline.model.loss):
+        assert loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert fast_run.pipeline.model.loss.get_config()["label_smoothing"] == 0.0
+
+
+# ---- the run store's checkpoints --------------------------------------------------------------
+
+@pytest.mark.parametrize("phase", ["head", "finetune"])
+@pytest.mark.parametrize("run", ["upsampled_run", "fast_run"])
+def test_each_checkpoint_describes_the_model_inside_it(run, phase, request):
+    trained_run = request.getfixturevalue(run)
+    config, store = trained_run.pipeline.config, trained_run.pipeline.store
+    entry = store.finished[phase]
+    assert json.loads((store.folder / "run.json").read_text())["finished"][phase] == entry
+    settings, record = entry["settings"], entry["record"]
+    assert settings == fingerprint(config, "training" if phase == "head" else "finetune")
+    if phase == "head":
+        assert FINETUNE_SETTINGS.isdisjoint(settings)
+    else:
+        assert {k: settings[k] for k in FINETUNE_SETTINGS} == {
+            "epochs_finetune": config.epochs_finetune, "lr_finetune": config.lr_finetune}
+
+    loaded = store.load_model(phase)
+    names = {layer.name for layer in loaded.layers}
+    size = settings["image_size"]
+    assert loaded.get_layer("preprocess").output.shape[1:3] == (size, size)
+    assert ("upsample" in names) == (size != 32)
+    assert ("augment" in names) == settings["augment"]
+    assert record["precision"] == resolve_precision(settings["precision"])
+    convolutions = base_convolutions(loaded)
+    assert {c.dtype_policy.name for c in convolutions} == {record["precision"]}
+    assert len(convolutions) == 53 and all(type(c) is keras.layers.Conv2D for c in convolutions)
+    assert record["trainable_params"] == (HEAD_PARAMS if phase == "head" else FINETUNE_PARAMS)
+    assert record["epochs_trained_here"] == (config.epochs_head if phase == "head"
+                                             else config.epochs_finetune)
+    # The file holds the model as that phase left it.
+    expected = (trained_run.after_head.weights if phase == "head"
+                else weights_by_layer(trained_run.pipeline.model))
+    assert_same_weights(weights_by_layer(loaded), expected)
+
+
+@pytest.mark.parametrize("run", ["upsampled_run", "fast_run"])
+def test_phase_two_checkpoint_has_a_trained_base_and_frozen_batchnorm(run, request):
+    store = request.getfixturevalue(run).pipeline.store
+    head, final = store.load_model("head"), store.load_model("finetune")
+    for name in ("conv1_conv", "conv3_block1_1_conv", "conv5_block3_3_conv"):
+        assert not np.array_equal(head.get_layer(name).kernel.numpy(),
+                                  final.get_layer(name).kernel.numpy()), name
+    for layer in base_layers(head):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for a, b in zip(layer.get_weights(), final.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(a, b, err_msg=layer.name)
+
+
+# ---- reuse of finished phases -------------------------------------------------------------------
+
+def test_same_settings_reuse_both_phases(fast_run, fast_copy):
+    mtimes = {p: (fast_copy / f).stat().st_mtime_ns for p, f in
+              (("head", "phase1.keras"), ("finetune", "model.keras"))}
+    rows = log_rows(fast_copy / "training_log.csv")
+    lines = []
+    pipeline = open_pipeline(fast_copy, lines, **FAST)
+    assert pipeline.store.finished == fast_run.pipeline.store.finished
+    model = pipeline.run()
+    assert sum("finished before" in line for line in lines) == 2
+    assert not [line for line in lines
+                if line.startswith("\n== ") and "finished before" not in line]
+    assert log_rows(pipeline.store.log_file) == rows and len(rows) == 2
+    assert {p: pipeline.store.model_file(p).stat().st_mtime_ns for p in mtimes} == mtimes
+    assert_same_weights(weights_by_layer(model), weights_by_layer(fast_run.pipeline.model))
+    assert pipeline.history()["epoch"] == [1, 2]
+
+
+def test_an_evaluation_setting_keeps_both_phases(fast_copy):
+    pipeline = open_pipeline(fast_copy, test_limit=30, **FAST)
+    assert set(pipeline.store.finished) == {"head", "finetune"}
+
+
+def test_changed_finetune_setting_keeps_phase_one_and_retrains_phase_two(fast_run, fast_copy):
+    phase1 = fast_copy / "phase1.keras"
+    mtime, rows = phase1.stat().st_mtime_ns, log_rows(fast_copy / "training_log.csv")
+    lines = []
+    pipeline = open_pipeline(fast_copy, lines, **{**FAST, "lr_finetune": 1e-4})
+    assert set(pipeline.store.finished) == {"head"}
+    assert not (fast_copy / "model.keras").exists()
+    assert log_rows(pipeline.store.log_file) == rows[:1]  # phase 2's epoch is forgotten
+    model = pipeline.run("head")
+    assert_same_weights(weights_by_layer(model), fast_run.after_head.weights)
+    pipeline.run()
+    assert lines[-1].endswith("Phase 2: fine-tuning everything but BatchNorm at a low "
+                              "learning rate ==")  # trained, not loaded
+    assert phase1.stat().st_mtime_ns == mtime
+    finished = pipeline.store.finished
+    assert finished["head"] == fast_run.pipeline.store.finished["head"]
+    assert finished["finetune"]["settings"]["lr_finetune"] == 1e-4
+    new_rows = log_rows(pipeline.store.log_file)
+    assert len(new_rows) == 2 and new_rows[0] == rows[0] and new_rows[1] != rows[1]
+    retrained = pipeline.store.load_model("finetune").get_layer("conv1_conv").kernel.numpy()
+    assert not np.array_equal(retrained, fast_run.pipeline.model.get_layer("conv1_conv")
+                              .kernel.numpy())
+
+
+def test_changed_training_setting_discards_both_phases(fast_copy):
+    pipeline = open_pipeline(fast_copy, **{**FAST, "epochs_head": 2})
+    assert pipeline.store.finished == {} and pipeline.store.in_progress is None
+    assert not (fast_copy / "phase1.keras").exists() and not (fast_copy / "model.keras").exists()
+    assert not (fast_copy / "training_log.csv").exists()
+    assert json.loads((fast_copy / "run.json").read_text())["finished"] == {}
+
+
+def test_restarting_phase_one_starts_again_from_the_initial_weights(fast_run, fast_copy):
+    pipeline = open_pipeline(fast_copy, **FAST)
+    pipeline.run()  # the model now holds the fine-tuned weights
+    pipeline.run("head", restart_from="head")
+    restarted = pipeline.store.load_model("head").get_layer("conv1_conv").kernel.numpy()
+    # Phase 1 freezes the base: its checkpoint's base is the initial one, as in the first run.
+    np.testing.assert_array_equal(restarted, fast_run.after_head.weights["conv1_conv"][0])
+
+
+def test_phase_trained_on_fallback_weights_is_not_reused_with_imagenet(tmp_path, monkeypatch):
+    real = model_module.resolve_weights
+
+    def offline(spec, timeout=15.0):
+        if spec == "auto":
+            return None, "none (fallback: ImageNet weights unavailable)"
+        return real(spec, timeout)
+    monkeypatch.setattr(model_module, "resolve_weights", offline)
+    setting = {"weights": "auto", "feature_cache": True}
+    open_pipeline(tmp_path / "run", **setting).run("head")
+
+    monkeypatch.setattr(model_module, "resolve_weights", lambda spec, timeout=15.0: (
+        ("imagenet", "imagenet") if spec == "auto" else real(spec, timeout)))
+    pipeline = open_pipeline(tmp_path / "run", **setting)  # opening only: nothing downloads
+    assert pipeline.inputs.weights_used == "imagenet"
+    assert "head" not in pipeline.store.finished
