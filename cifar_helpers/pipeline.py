@@ -166,18 +166,19 @@ class Pipeline:
 
     def _fit_phase(self, phase: str) -> keras.callbacks.History:
         """The phase's training call: phase 1 on cached features when it applies."""
-        from .resume import backup_callback, kill_switch
+        from .resume import backup_callbacks, kill_switch, recover_backup
         from .training import (fine_tune, standard_callbacks, train_head,
                                train_head_on_cached_features, uses_feature_cache)
 
         first_epoch = 0 if phase == "head" else self.config.epochs_head
-        callbacks = [*standard_callbacks(self.store.log_file, self.config.early_stopping_patience),
-                     backup_callback(self.store.backup_dir(phase)),
-                     *kill_switch(phase, first_epoch)]
-        if phase == "head" and uses_feature_cache(self.config):
+        callbacks = standard_callbacks(self.store.log_file, self.config.early_stopping_patience)
+        kill = kill_switch(phase, first_epoch)  # test-only; after the backups of each epoch
+        if phase == "head" and uses_feature_cache(self.config):  # seconds: no backup needed
             return train_head_on_cached_features(
-                self.model, self.inputs.train, self.inputs.val, self.config, callbacks,
+                self.model, self.inputs.train, self.inputs.val, self.config, [*callbacks, *kill],
                 self.verbose, cache_dir=self.store.features_dir)
+        recover_backup(self.store.backup_dir(phase), self.log)
+        callbacks += [*backup_callbacks(self.store.backup_dir(phase)), *kill]
         train_ds, val_ds = self.datasets()
         runner = train_head if phase == "head" else fine_tune
         return runner(self.model, train_ds, val_ds, self.config, callbacks, self.verbose)

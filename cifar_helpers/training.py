@@ -145,7 +145,7 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
     Applies because the base is frozen (BatchNorm in inference mode) and nothing changes the
     images from epoch to epoch (`uses_feature_cache` says when). The head layers are shared with
     `model`, so training them trains the full model's head. `train`/`val` are (images, labels).
-    No mid-phase backup: the features stay cached, and the head trains again in seconds.
+    Pass no BackupAndRestore: the features stay cached, and the head trains again in seconds.
     """
     from .speed import dtype_policy, feature_datasets, head_on_features
 
@@ -156,9 +156,8 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_head, config.epochs_head, steps_per_epoch(train_ds))
     compile_model(head, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
-    kept = [c for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)]
     history = head.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
-                       callbacks=[*kept, *schedule_callbacks], verbose=verbose, shuffle=False)
+                       callbacks=[*callbacks, *schedule_callbacks], verbose=verbose, shuffle=False)
     return checked(history, first_epoch=0)
 
 

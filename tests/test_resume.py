@@ -79,3 +79,36 @@ def test_full_disk_while_writing_results_keeps_training_state(tmp_path, monkeypa
     metrics = run_study(config, log=lambda text: None, verbose=0)
     assert metrics["phases"]["head"]["epochs_trained_here"] == 0 and metrics["resumed"] is True
     assert metrics["history"]["epoch"] == [1] and (out / "model.keras").exists()
+
+
+def test_a_backup_cut_off_while_being_written_resumes_from_its_complete_copy(tmp_path,
+                                                                              monkeypatch):
+    """On every supported Keras (its double_checkpoint, or our second copy before Keras 3.7)."""
+    import errno
+
+    import pytest
+
+    from cifar_helpers import model as model_module
+    from cifar_helpers.config import load_config
+    from cifar_helpers.errors import OutputError
+    from cifar_helpers.study import run_study
+
+    def disk_full(model, path):  # stops the run after phase 1's epochs, backup in place
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(model_module, "save_for_inference", disk_full)
+    config = load_config("quick", environ={}, train_limit=100, test_limit=20, epochs_head=2,
+                         epochs_finetune=0, out=str(tmp_path / "out"))
+    with pytest.raises(OutputError):
+        run_study(config, log=lambda text: None, verbose=0)
+    backup = tmp_path / "out" / "backup_head"
+    weights = backup / "latest.weights.h5"
+    assert (backup / "latest.weights.h5.bkp").exists()  # the second, complete copy
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # cut off
+
+    monkeypatch.undo()
+    lines = []
+    metrics = run_study(config, log=lines.append, verbose=0)
+    assert any("was cut off while being written" in line for line in lines), lines
+    assert metrics["phases"]["head"]["epochs_trained_here"] in (0, 1)  # 1: Keras' own copy is
+    assert metrics["history"]["epoch"] == [1, 2]  # one epoch older than ours
+    assert not backup.exists()
