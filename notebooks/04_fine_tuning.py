@@ -54,7 +54,11 @@ if IS_COLAB:
     if USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
-        os.environ.setdefault("CIFAR_OUT", "/content/drive/MyDrive/cifar10-course")
+        os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
+
+from cifar_helpers.versions import require_supported
+
+require_supported()  # a runtime older than the course supports: one sentence on what to do
 
 # %%
 import math

@@ -14,7 +14,6 @@ from typing import Iterator
 
 REPO_URL = "https://github.com/cifar10-transfer-course/resnet50-cifar10"
 BRANCH = "main"
-MIN_VERSIONS = {"tensorflow": (2, 16), "keras": (3, 0)}
 
 
 def colab_url(notebook: str) -> str:
@@ -28,20 +27,16 @@ def is_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def _major_minor(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-
-
 def environment_report() -> dict:
     """Print and check library versions and the accelerator; tell CPU users what to expect."""
     import keras
     import tensorflow as tf
 
+    from ..versions import require_supported
+
     versions = {"python": sys.version.split()[0], "tensorflow": tf.__version__,
                 "keras": keras.__version__}
-    for name, minimum in MIN_VERSIONS.items():
-        assert _major_minor(versions[name]) >= minimum, f"{name} {versions[name]} is too old"
+    require_supported(versions)
     gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
     print(", ".join(f"{k} {v}" for k, v in versions.items()), "| Colab" if is_colab() else "")
     if gpus:

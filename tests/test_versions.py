@@ -1,0 +1,76 @@
+"""The supported runtime window is stated once (cifar_helpers/versions.py); every other place that
+names a version agrees with it, and a too-old runtime is told in one sentence what to do."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from cifar_helpers.versions import (SUPPORTED, UnsupportedRuntimeError, major_minor,
+                                    require_supported, too_old)
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARIES = ("tensorflow", "keras")
+
+
+def requirement_bounds(lines, name):
+    """{'>=': '2.17', '<': '2.22'} for a requirement line such as 'tensorflow>=2.17,<2.22'."""
+    for line in lines:
+        match = re.fullmatch(rf"{name}((?:[<>=]=?[\d.]+,?)+)", line.strip().replace('"', ""))
+        if match:
+            return dict(re.findall(r"([<>=]=?)([\d.]+)", match.group(1)))
+    raise AssertionError(f"{name} not found")
+
+
+def test_pyproject_lower_bounds_are_the_floor_and_nothing_caps_them():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for name in LIBRARIES:
+        assert requirement_bounds(project["dependencies"], name) == {">=": SUPPORTED[name][0]}
+    assert project["requires-python"] == f">={SUPPORTED['python'][0]}"
+
+
+def test_requirements_ranges_span_the_window():
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    for name in LIBRARIES:
+        bounds = requirement_bounds(lines, name)
+        newest = major_minor(SUPPORTED[name][1])
+        assert bounds[">="] == SUPPORTED[name][0]
+        assert bounds["<"] == f"{newest[0]}.{newest[1] + 1}"  # the newest tested minor, no further
+
+
+def test_ci_floor_pins_the_oldest_supported_minor():
+    lines = (ROOT / "constraints-oldest.txt").read_text().splitlines()
+    for name in LIBRARIES:
+        pinned = requirement_bounds(lines, name)["=="]
+        assert major_minor(pinned) == major_minor(SUPPORTED[name][0]), name
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "-c constraints-oldest.txt" in ci and "notebooks/03_head_training.ipynb" in ci
+
+
+def test_readme_names_the_window():
+    readme = (ROOT / "README.md").read_text()
+    for name, label in (("python", "Python"), ("tensorflow", "TensorFlow"), ("keras", "Keras")):
+        oldest, newest = SUPPORTED[name]
+        assert f"{label} {oldest}–{newest}" in readme, label
+
+
+@pytest.mark.parametrize("versions, old", [
+    ({"python": "3.11.7", "tensorflow": "2.21.0", "keras": "3.15.1"}, []),
+    ({"python": "3.10.0", "tensorflow": "2.17.1", "keras": "3.4.1"}, []),
+    ({"python": "3.11.7", "tensorflow": "2.16.2", "keras": "3.3.3"},
+     ["tensorflow 2.16.2", "keras 3.3.3"]),
+    ({"python": "3.9.18", "tensorflow": "not installed", "keras": "3.10.0"},
+     ["python 3.9.18", "tensorflow not installed"]),
+])
+def test_too_old_runtimes_are_named(versions, old):
+    assert too_old(versions) == old
+
+
+def test_a_too_old_runtime_is_told_what_to_do_in_one_sentence():
+    with pytest.raises(UnsupportedRuntimeError) as error:
+        require_supported({"python": "3.11.7", "tensorflow": "2.16.2", "keras": "3.3.3"})
+    message = str(error.value)
+    assert "tensorflow 2.16.2" in message and "pip install -r requirements.txt" in message
+    assert message.count(". ") == 0 and "\n" not in message
+    require_supported({"python": "3.11.7", "tensorflow": "2.17.0", "keras": "3.4.0"})  # no error
