@@ -82,7 +82,7 @@ class Pipeline:
         self.inputs = load_inputs(config)
         self.store = RunStore.open(config.out, config, resolved={
             "data": self.inputs.source, "weights": self.inputs.weights_used,
-            "precision": self.precision})
+            "precision": self.precision, "keras": keras.__version__})  # saved models' format
         self.model: keras.Model | None = None
         self.model_state: str | None = None  # the last phase whose weights the model holds
         self.resumed = False

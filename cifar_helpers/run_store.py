@@ -13,8 +13,9 @@ Layout of a run folder (`config.out`):
 
 A phase is reused only when the settings that shape it are those of the run asking for it
 (`config.fingerprint`: phase 1 depends on the 'training' settings, phase 2 also on 'finetune'),
-and what 'auto' settings resolved to is the same too (data source, weights, precision): a phase
-trained offline on random weights is not reused once ImageNet weights are there.
+and what 'auto' settings resolved to is the same too (data source, weights, precision; and the
+Keras version, which writes the saved models): a phase trained offline on random weights is not
+reused once ImageNet weights are there.
 """
 
 from __future__ import annotations
