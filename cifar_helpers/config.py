@@ -55,7 +55,7 @@ class Config:
                              choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"))
     feature_cache: bool = setting(False, "phase 1 on cached base features (same result, faster)")
     fast_ops: bool = setting(False, "1x1 convolutions as matmuls and fused Adam (same result)")
-    augment: bool = setting(False, "random flip, translation and small rotation while training",
+    augment: bool = setting(False, "random flip and shift by up to 4 whole pixels while training",
                             varies_images=True)
     image_size: int = setting(32, "ResNet50 input size: upsample each batch inside the model",
                               minimum=32)

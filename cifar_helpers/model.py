@@ -71,14 +71,16 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
 
 
 def augmentation() -> keras.Sequential:
-    """Random flip, translation by up to 4 pixels (zero padding + crop) and rotation up to ±9°.
+    """Random horizontal flip and a shift by up to 4 whole pixels with zero fill.
 
-    Keras preprocessing layers: active in `fit` only, so evaluation sees the images unchanged.
+    The CIFAR recipe since the ResNet paper (pad by 4, crop at random). Nearest sampling copies
+    pixels instead of interpolating between them, so a 32x32 image is never blurred. Keras
+    preprocessing layers: active in `fit` only, so evaluation sees the images unchanged.
     """
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal"),
-        keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant"),
-        keras.layers.RandomRotation(0.025, fill_mode="constant"),
+        keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant",
+                                       interpolation="nearest"),
     ], name="augment")
 
 
@@ -88,7 +90,7 @@ def build_model(weights: str | None = "imagenet", input_shape: tuple[int, int, i
     """The seed architecture; ResNet50 layers sit directly in the model, reachable for Grad-CAM.
 
     `image_size` upsamples each batch inside the model (never the whole dataset in memory);
-    `augment` adds random flips, shifts and rotations before it.
+    `augment` adds random flips and whole-pixel shifts before it.
     """
     weights_arg, _ = resolve_weights(weights, timeout)
     x = inputs = keras.Input(shape=input_shape, name="image")

@@ -375,14 +375,14 @@ for first, second, picked in (("automobile", "truck", vehicles), ("cat", "dog", 
 # if `image_size` is larger, the model upsamples inside, as in training) and classified.
 #
 # - **Locally:** set `IMAGE_PATH` to an image file (JPEG, PNG, ...).
-# - **In Colab:** leave `IMAGE_PATH` empty and run the cell: a "Choose files" button appears
-#   (set `UPLOAD_IN_COLAB = False` to skip it).
+# - **In Colab:** set `UPLOAD_IN_COLAB = True` and run the cell: a "Choose files" button appears.
+#   It is off by default, so that *Run all* never stops here waiting for a file.
 # - **Otherwise** (and in CI, which is offline), the cell writes one of the test images, enlarged
 #   to 128×128, to a temporary PNG file and classifies that, so it always runs.
 
 # %%
 IMAGE_PATH = ""  # e.g. "my_cat.jpg"
-UPLOAD_IN_COLAB = True
+UPLOAD_IN_COLAB = False  # True: a "Choose files" button (Colab only)
 
 if not IMAGE_PATH and IS_COLAB and UPLOAD_IN_COLAB:
     from google.colab import files

@@ -69,3 +69,26 @@ def test_feature_cache_is_not_used_with_augmentation_and_bad_options_are_refused
         load_config(environ={"CIFAR_LR_SCHEDULE": "linear"})
     with pytest.raises(ConfigError, match="image_size"):
         load_config(environ={"CIFAR_IMAGE_SIZE": "16"})
+
+
+def shifted(image, dy, dx):
+    """`image` moved by whole pixels (dy down, dx right), the uncovered border zero."""
+    out = np.zeros_like(image)
+    rows, cols = image.shape[:2]
+    out[max(dy, 0):rows + min(dy, 0), max(dx, 0):cols + min(dx, 0)] = \
+        image[max(-dy, 0):rows - max(dy, 0), max(-dx, 0):cols - max(dx, 0)]
+    return out
+
+
+def test_augmentation_shifts_by_whole_pixels_and_never_blurs():
+    """Every augmented image is the image (or its mirror) moved by at most 4 whole pixels."""
+    from cifar_helpers.model import augmentation
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).integers(1, 256, (32, 32, 32, 3)).astype("float32")
+    augmented = np.asarray(augmentation()(x, training=True))
+    candidates = [[shifted(image, dy, dx) for image in (x[i], x[i][:, ::-1])
+                   for dy in range(-4, 5) for dx in range(-4, 5)] for i in range(len(x))]
+    assert all(any(np.array_equal(out, c) for c in cands)
+               for out, cands in zip(augmented, candidates))
+    assert not np.array_equal(augmented, x)
