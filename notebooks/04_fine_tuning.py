@@ -217,7 +217,7 @@ statistics_before = moving_statistics(model)
 first_kernel_before = model.get_layer("conv1_conv").kernel.numpy().copy()
 
 with timed("phase 2"):
-    pipeline.run("finetune", restart_from="finetune")  # fine_tune, plus log and per-epoch backup
+    model = pipeline.run("finetune", restart_from="finetune")  # fine_tune + log + backups
 full_history = pipeline.history()
 
 # %%

@@ -45,6 +45,7 @@ def test_quick_metrics_are_complete_and_sane(quick_run):
     assert metrics["data"] == {"requested": "sample", "used": "sample", "train_images": 180,
                                "val_images": 20, "test_images": 50}
     assert metrics["weights"]["used"] == "none (random initialisation)"
+    assert metrics["precision"] == "float32" and metrics["resumed"] is False
     head, finetune = metrics["phases"]["head"], metrics["phases"]["finetune"]
     assert (head["trainable_params"], finetune["trainable_params"]) == (271_178, 23_752_650)
     assert head["epochs"] == finetune["epochs"] == 1 and head["images_per_second"] > 0

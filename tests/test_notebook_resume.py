@@ -31,14 +31,15 @@ def test_cli_run_then_notebook_04_trains_no_phase_1_epoch(tmp_path):
                         "--test-limit", SMALL["CIFAR_TEST_LIMIT"])
     assert trained.returncode == 0, trained.stderr[-3000:]
     store = tmp_path / "quick"  # the CLI's default run folder is the notebooks' one
-    phase1 = store / "phase1.keras"
-    before = (phase1.stat().st_mtime_ns, json.loads((store / "run.json").read_text()))
+    phase1, log = store / "phase1.keras", store / "training_log.csv"
+    before = (phase1.stat().st_mtime_ns, json.loads((store / "run.json").read_text()),
+              log.read_text().splitlines()[:2])
 
     notebook = run_notebook("04_fine_tuning", tmp_path, **SMALL)
     assert notebook.returncode == 0, notebook.stderr[-3000:]
     assert "Phase 1: training the head on the frozen base: finished before" in notebook.stdout
-    assert "Epoch 1/" not in notebook.stdout  # phase 1 has epoch 1; phase 2 starts at epoch 2
     after = json.loads((store / "run.json").read_text())
     assert phase1.stat().st_mtime_ns == before[0]
     assert after["finished"]["head"] == before[1]["finished"]["head"]
+    assert log.read_text().splitlines()[:2] == before[2]  # phase 1's epoch, logged once, by the CLI
     assert after["finished"]["finetune"]["record"]["epochs_trained_here"] == 1  # 04's lesson

@@ -94,18 +94,3 @@ def test_fast_profile_settings():
     assert (fast.precision, fast.feature_cache, fast.fast_ops, fast.batch_size) == (
         "auto", True, True, 128)
     assert (fast.epochs_head, fast.epochs_finetune, fast.lr_finetune) == (10, 10, 1e-5)
-
-
-def test_fast_profile_end_to_end_records_its_precision(tmp_path, monkeypatch):
-    from cifar_helpers.study import run_study
-
-    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
-    config = load_config("fast", environ={}, data="sample", weights="none", train_limit=100,
-                         test_limit=20, epochs_head=2, epochs_finetune=1, batch_size=32,
-                         out=str(tmp_path))
-    metrics = run_study(config, log=lambda text: None, verbose=0)
-    assert metrics["precision"] in ("mixed_bfloat16", "mixed_float16")
-    assert metrics["history"]["epoch"] == [1, 2, 3] and metrics["history"]["boundaries"] == [2]
-    assert metrics["phases"]["head"]["trainable_params"] == 271_178
-    assert np.isfinite(metrics["history"]["loss"]).all() and 0 <= metrics["test_accuracy"] <= 1
-    assert (tmp_path / "model.keras").exists() and not list(tmp_path.glob("backup_*"))
