@@ -5,8 +5,12 @@ The notebooks themselves are executed by nbval (`pytest` collects notebooks/*.ip
 
 import json
 import re
-import tomllib
 from pathlib import Path
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import jupytext
 import pytest

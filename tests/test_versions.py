@@ -2,8 +2,12 @@
 names a version agrees with it, and a too-old runtime is told in one sentence what to do."""
 
 import re
-import tomllib
 from pathlib import Path
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import pytest
 
