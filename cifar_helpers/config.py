@@ -92,11 +92,6 @@ PROFILES: dict[str, dict[str, Any]] = {
 PROFILE_ALIASES = {"full": "seed"}
 
 
-def declared(name: str) -> Mapping[str, Any]:
-    """The declaration (help, choices, scope, varies_images, minimum) of one setting."""
-    return {f.name: f.metadata for f in fields(Config)}[name]
-
-
 def field_types() -> dict[str, type]:
     """Each setting's Python type (int, float, str or bool)."""
     hints = {"int": int, "float": float, "str": str, "bool": bool}

@@ -55,9 +55,9 @@ class RunStore:
 
     @classmethod
     def open(cls, folder: str | Path, config: Config, resolved: dict | None = None) -> RunStore:
-        """Open (creating it) the run folder, keeping only the state made with these settings."""
+        """Open the run folder (writable: `check_writable`), keeping only the state made with
+        these settings and resolved inputs."""
         store = cls(Path(folder), config, resolved or {})
-        check_writable(store.folder)
         saved = store._read_manifest()
         for phase in PHASES:
             entry = saved.get("finished", {}).get(phase)

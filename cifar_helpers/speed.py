@@ -15,7 +15,6 @@ from .config import Config
 from .data import make_dataset
 from .model import HEAD_LAYER_NAMES, base_layers
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CACHE_FORMAT = "features-v1"
 
 

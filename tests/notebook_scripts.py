@@ -11,18 +11,22 @@ from pathlib import Path
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
+def environment(runs_dir: Path, **settings: str) -> dict[str, str]:
+    """This environment without the caller's CIFAR_* settings, the run store under `runs_dir`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIFAR_")}
+    return {**env, "CIFAR_RUNS_DIR": str(runs_dir), "MPLBACKEND": "Agg",
+            "TF_CPP_MIN_LOG_LEVEL": "2", **settings}
+
+
 def run_notebook(stem: str, runs_dir: Path, **settings: str) -> subprocess.CompletedProcess:
     """Execute notebooks/<stem>.py in the quick profile with its run store under `runs_dir`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIFAR_")}
-    env.update({"CIFAR_PROFILE": "quick", "CIFAR_RUNS_DIR": str(runs_dir), "MPLBACKEND": "Agg",
-                "TF_CPP_MIN_LOG_LEVEL": "2", **settings})
-    return subprocess.run([sys.executable, f"{stem}.py"], cwd=NOTEBOOKS, env=env,
+    return subprocess.run([sys.executable, f"{stem}.py"], cwd=NOTEBOOKS,
+                          env=environment(runs_dir, CIFAR_PROFILE="quick", **settings),
                           capture_output=True, text=True, timeout=900)
 
 
 def cli_train(runs_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """`python -m cifar_helpers train --profile quick ARGS` with the run store under `runs_dir`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIFAR_")}
-    env.update({"CIFAR_RUNS_DIR": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2", "MPLBACKEND": "Agg"})
     return subprocess.run([sys.executable, "-m", "cifar_helpers", "train", "--profile", "quick",
-                           *args], env=env, capture_output=True, text=True, timeout=900)
+                           *args], env=environment(runs_dir), capture_output=True, text=True,
+                          timeout=900)
