@@ -1,4 +1,5 @@
-"""Command line: `python -m cifar_helpers train [--profile NAME] [--SETTING VALUE ...]`."""
+"""Command line: `python -m cifar_helpers train [--profile NAME] [--SETTING VALUE ...]`,
+and `python -m cifar_helpers compare RUN_DIR...` for a table of finished runs."""
 
 from __future__ import annotations
 
@@ -46,21 +47,37 @@ def build_parser() -> argparse.ArgumentParser:
                     "settings; the settings in effect (profile defaults included) are printed "
                     "when the run starts.")
     _add_setting_flags(train)
+    compare = commands.add_parser(
+        "compare", help="table of finished runs: accuracy, time, settings that differ",
+        description="Compare finished runs (folders holding metrics.json): test and best "
+                    "validation accuracy, epochs, seconds per epoch of each phase, total time, "
+                    "and only the settings whose values differ between the runs.")
+    compare.add_argument("folders", nargs="+", metavar="RUN_DIR", help="a run folder")
     return parser
+
+
+def train(settings: dict) -> None:
+    """The `train` command: build the configuration, print it, run (or resume) the study."""
+    from .config import describe
+    from .study import run_study
+
+    config = load_config(**settings)
+    print(f"Settings:\n{describe(config)}", flush=True)
+    run_study(config, log=lambda text: print(text, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run the study, turn expected failures into one line and exit status 1."""
     args = vars(build_parser().parse_args(argv))
-    args.pop("command")
+    command = args.pop("command")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        config = load_config(**args)
-        from .config import describe
-        from .study import run_study
+        if command == "compare":
+            from .compare import compare_folders
 
-        print(f"Settings:\n{describe(config)}", flush=True)
-        run_study(config, log=lambda text: print(text, flush=True))
+            print(compare_folders(args["folders"]))
+        else:
+            train(args)
     except CifarHelpersError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

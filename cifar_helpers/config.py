@@ -44,6 +44,13 @@ class Config:
     batch_size: int = setting(32, "batch size (Keras' default, as in the seed)", minimum=1)
     lr_head: float = setting(1e-3, "phase-1 learning rate (Adam's default)")
     lr_finetune: float = setting(1e-5, "phase-2 learning rate", scope="finetune")
+    fine_tune_at: str = setting("all", "first ResNet50 stage that trains in phase 2 "
+                                "(all: every stage, as the seed; conv5: the last stage only)",
+                                choices=("all", "conv2", "conv3", "conv4", "conv5"),
+                                scope="finetune")
+    recipe: str = setting("transfer", "transfer: the two-phase recipe; scratch: the control, "
+                          "random weights and every layer trained from epoch 1 at lr_head",
+                          choices=("transfer", "scratch"))
     train_limit: int = setting(0, "keep this many training images, stratified (0: all)")
     test_limit: int = setting(0, "keep this many test images, stratified (0: all)",
                               scope="evaluation")
@@ -139,6 +146,9 @@ def validate(config: Config) -> None:
                               + (" (must not be negative)" if rules["minimum"] == 0 else ""))
     if not 0.0 < config.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be between 0 and 1, got {config.val_fraction}")
+    if config.recipe == "scratch" and config.weights.lower() not in ("auto", "none"):
+        raise ConfigError("recipe scratch trains from random weights; weights must be none or "
+                          f"auto, got {config.weights!r}")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
 
@@ -147,7 +157,8 @@ def runs_root(environ: Mapping[str, str] | None = None) -> Path:
     """Where runs live unless `out` says otherwise: one place for the CLI and every notebook.
 
     $CIFAR_RUNS_DIR if set; else `runs/` of the source checkout this package was imported from
-    (the README's editable install); else `/content/runs` in Colab and `~/cifar10-course/runs`.
+    (the README's editable install); else `/content/runs` in Colab, `/kaggle/working/runs` in
+    Kaggle (the only folder Kaggle keeps, as the notebook's output) and `~/cifar10-course/runs`.
     """
     environ = os.environ if environ is None else environ
     if environ.get(RUNS_DIR_ENV):
@@ -157,6 +168,8 @@ def runs_root(environ: Mapping[str, str] | None = None) -> Path:
         return checkout / "runs"
     if "google.colab" in sys.modules:
         return Path("/content/runs")
+    if environ.get("KAGGLE_KERNEL_RUN_TYPE"):
+        return Path("/kaggle/working/runs")
     return Path.home() / "cifar10-course" / "runs"
 
 

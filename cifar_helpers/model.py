@@ -139,15 +139,40 @@ def freeze_base(model: keras.Model) -> None:
         layer.trainable = False
 
 
-def unfreeze_base(model: keras.Model) -> None:
-    """Phase 2: every ResNet50 layer trains except BatchNormalization, which stays frozen.
+def stage_of(layer: keras.layers.Layer) -> int:
+    """ResNet50 stage of a base layer: 1 for the stem (conv1_*, pool1_*), 2-5 for conv2_*..conv5_*."""
+    return 1 if layer.name.startswith("pool1") else int(layer.name[4])
 
+
+def unfreeze_base(model: keras.Model, fine_tune_at: str = "all") -> None:
+    """Phase 2: ResNet50 trains from stage `fine_tune_at` on, except BatchNorm, which stays frozen.
+
+    "all" trains every stage (the seed); "conv5" only the last stage, as TensorFlow's tutorial
+    (`fine_tune_at`) and handson-ml3 do, keeping the early, generic filters as they are.
     A frozen BatchNormalization layer runs in inference mode in Keras 3: it normalises with its
     ImageNet moving statistics and never updates them. Calling the base with `training=False`
     is not enough here: during `fit` the moving statistics still change (checked on Keras 3.15).
     """
+    first = 1 if fine_tune_at == "all" else int(fine_tune_at.removeprefix("conv"))
     for layer in base_layers(model):
-        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = (stage_of(layer) >= first
+                           and not isinstance(layer, keras.layers.BatchNormalization))
+
+
+def train_everything(model: keras.Model) -> None:
+    """The from-scratch control: every layer trains, BatchNorm included (batch statistics)."""
+    for layer in model.layers:
+        layer.trainable = True
+
+
+def set_trainable_for(model: keras.Model, phase: str, config) -> None:
+    """Set `trainable` as the configured recipe trains `phase` ('head' or 'finetune')."""
+    if config.recipe == "scratch":
+        train_everything(model)
+    elif phase == "head":
+        freeze_base(model)
+    else:
+        unfreeze_base(model, config.fine_tune_at)
 
 
 def count_params(weights: list) -> int:

@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -23,6 +23,8 @@ from .run_store import PHASES, RunStore, later_phases
 
 PHASE_TITLES = {"head": "Phase 1: training the head on the frozen base",
                 "finetune": "Phase 2: fine-tuning everything but BatchNorm at a low learning rate"}
+SCRATCH_TITLES = {"head": "Scratch control, first epochs: every layer trains from random weights",
+                  "finetune": "Scratch control, remaining epochs: the same training continues"}
 
 
 @dataclass
@@ -54,7 +56,8 @@ def load_inputs(config: Config) -> Inputs:
         for category in ours:
             warnings.simplefilter("always", category)
         data, train, val, test = prepare_data(config)
-        weights, weights_used = resolve_weights(config.weights, config.download_timeout)
+        weights, weights_used = resolve_weights(
+            "none" if config.recipe == "scratch" else config.weights, config.download_timeout)
     notices = [str(w.message) for w in caught if issubclass(w.category, ours)]
     for other in (w for w in caught if not issubclass(w.category, ours)):
         warnings.showwarning(other.message, other.category, other.filename, other.lineno)
@@ -67,12 +70,14 @@ def load_inputs(config: Config) -> Inputs:
 class Pipeline:
     """Data, model and run store of one configuration; `run` trains what is missing."""
 
-    def __init__(self, config: Config, log: Callable[[str], None] = print, verbose=None):
+    def __init__(self, config: Config, log: Callable[[str], None] = print, verbose=None,
+                 callbacks: Sequence[keras.callbacks.Callback] = ()):
         from .run_store import check_writable
         from .speed import resolve_precision
         from .training import fit_verbosity
 
         self.config, self.log = config, log
+        self.callbacks = list(callbacks)  # added to every fit, e.g. notebook 06's progress report
         self.verbose = fit_verbosity() if verbose is None else verbose
         check_writable(Path(config.out))  # before any download
         self.precision = resolve_precision(config.precision)
@@ -125,11 +130,20 @@ class Pipeline:
         self._restore_finished(wanted)
         for phase in wanted:
             if phase in self.store.finished:
-                self.log(f"\n== {PHASE_TITLES[phase]}: finished before, loaded from "
+                self.log(f"\n== {self.title(phase)}: finished before, loaded from "
                          f"{self.store.model_file(phase)} ==")
             else:
                 self._train(phase)
         return self.model
+
+    def title(self, phase: str) -> str:
+        """What a phase does in this configuration's recipe, for the log."""
+        if self.config.recipe == "scratch":
+            return SCRATCH_TITLES[phase]
+        if phase == "finetune" and self.config.fine_tune_at != "all":
+            return (f"Phase 2: fine-tuning from {self.config.fine_tune_at} on (BatchNorm stays "
+                    "frozen) at a low learning rate")
+        return PHASE_TITLES[phase]
 
     def history(self, upto: str = "finetune") -> dict:
         """The finished epochs of the run up to the end of phase `upto`, from the CSV log."""
@@ -141,10 +155,10 @@ class Pipeline:
         if self.model is None:
             self.build_model(weights=None if done else True)
         if done and self.model_state != done[-1]:
-            from .model import freeze_base, unfreeze_base
+            from .model import set_trainable_for
 
             self.model.set_weights(self.store.load_model(done[-1]).get_weights())
-            (freeze_base if done[-1] == "head" else unfreeze_base)(self.model)  # as it trained
+            set_trainable_for(self.model, done[-1], self.config)  # as it trained
             self.model_state = done[-1]
 
     def _train(self, phase: str) -> None:
@@ -152,7 +166,7 @@ class Pipeline:
         from .model import trainable_count
 
         resumes = self.store.start(phase)
-        self.log(f"\n== {PHASE_TITLES[phase]}" + (": resuming ==" if resumes else " =="))
+        self.log(f"\n== {self.title(phase)}" + (": resuming ==" if resumes else " =="))
         start = time.perf_counter()
         history = self._fit_phase(phase)
         seconds = time.perf_counter() - start
@@ -167,11 +181,12 @@ class Pipeline:
     def _fit_phase(self, phase: str) -> keras.callbacks.History:
         """The phase's training call: phase 1 on cached features when it applies."""
         from .resume import backup_callbacks, kill_switch, recover_backup
-        from .training import (fine_tune, standard_callbacks, train_head,
+        from .training import (fine_tune, standard_callbacks, train_from_scratch, train_head,
                                train_head_on_cached_features, uses_feature_cache)
 
         first_epoch = 0 if phase == "head" else self.config.epochs_head
-        callbacks = standard_callbacks(self.store.log_file, self.config.early_stopping_patience)
+        callbacks = [*standard_callbacks(self.store.log_file, self.config.early_stopping_patience),
+                     *self.callbacks]
         kill = kill_switch(phase, first_epoch)  # test-only; after the backups of each epoch
         if phase == "head" and uses_feature_cache(self.config):  # seconds: no backup needed
             return train_head_on_cached_features(
@@ -180,6 +195,9 @@ class Pipeline:
         recover_backup(self.store.backup_dir(phase), self.log)
         callbacks += [*backup_callbacks(self.store.backup_dir(phase)), *kill]
         train_ds, val_ds = self.datasets()
+        if self.config.recipe == "scratch":
+            return train_from_scratch(self.model, train_ds, val_ds, self.config, phase, callbacks,
+                                      self.verbose)
         runner = train_head if phase == "head" else fine_tune
         return runner(self.model, train_ds, val_ds, self.config, callbacks, self.verbose)
 

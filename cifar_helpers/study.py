@@ -7,7 +7,7 @@ import dataclasses
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -69,14 +69,18 @@ def _write_failures_as_output_errors(folder: Path) -> Iterator[None]:
                           "again to resume") from None
 
 
-def run_study(config: Config, log: Callable[[str], None] = print, verbose=None) -> dict:
-    """Run (or resume) the two-phase study and write its results into the run folder."""
+def run_study(config: Config, log: Callable[[str], None] = print, verbose=None,
+              callbacks: Sequence = ()) -> dict:
+    """Run (or resume) the two-phase study and write its results into the run folder.
+
+    `callbacks` (Keras callbacks) join every `fit`, e.g. notebook 06's progress estimate.
+    """
     from .evaluation import evaluate
     from .pipeline import Pipeline
     from .report import write_results
 
     started = time.perf_counter()
-    pipeline = Pipeline(config, log, verbose)
+    pipeline = Pipeline(config, log, verbose, callbacks)
     folder = pipeline.store.folder
     try:
         with _write_failures_as_output_errors(folder):

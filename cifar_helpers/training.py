@@ -12,7 +12,7 @@ import keras
 
 from .config import Config, settings_varying_images
 from .errors import TrainingError
-from .model import freeze_base, unfreeze_base
+from .model import freeze_base, train_everything, unfreeze_base
 
 
 def compile_model(model: keras.Model, learning_rate, label_smoothing: float = 0.0,
@@ -131,8 +131,9 @@ def train_head(model: keras.Model, train_ds, val_ds, config: Config,
 
 
 def uses_feature_cache(config: Config) -> bool:
-    """Phase 1 may run on cached features: asked for, and no setting varies the images per epoch."""
-    return config.feature_cache and not any(getattr(config, name)
+    """Phase 1 may run on cached features: asked for, the base frozen, and no setting varies the
+    images per epoch."""
+    return config.feature_cache and config.recipe == "transfer" and not any(getattr(config, name)
                                             for name in settings_varying_images())
 
 
@@ -164,8 +165,8 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
 def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
               callbacks: Sequence[keras.callbacks.Callback] = (), verbose="auto"
               ) -> keras.callbacks.History:
-    """Phase 2: unfreeze (BatchNorm stays frozen), recompile at `lr_finetune`, continue the epochs."""
-    unfreeze_base(model)
+    """Phase 2: unfreeze from `fine_tune_at` (BatchNorm stays frozen), recompile at `lr_finetune`."""
+    unfreeze_base(model, config.fine_tune_at)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_finetune, config.epochs_finetune, steps_per_epoch(train_ds))
     compile_model(model, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
@@ -174,3 +175,24 @@ def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
                             epochs=config.total_epochs, verbose=verbose, shuffle=False,
                             callbacks=[*callbacks, *schedule_callbacks])
     return checked(history, first_epoch=config.epochs_head)
+
+
+def train_from_scratch(model: keras.Model, train_ds, val_ds, config: Config, phase: str,
+                       callbacks: Sequence[keras.callbacks.Callback] = (), verbose="auto"
+                       ) -> keras.callbacks.History:
+    """The control: random weights, every layer (BatchNorm too) trains at `lr_head` throughout.
+
+    Same epochs as the two phases together; 'head' runs the first `epochs_head` of them and
+    'finetune' the rest, so the run store, log and curves work as for the transfer recipe.
+    """
+    first, last = ((0, config.epochs_head) if phase == "head"
+                   else (config.epochs_head, config.total_epochs))
+    train_everything(model)
+    learning_rate, schedule_callbacks = learning_rate_for(
+        config, config.lr_head, last - first, steps_per_epoch(train_ds))
+    compile_model(model, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
+    with restartable(model):
+        history = model.fit(train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
+                            callbacks=[*callbacks, *schedule_callbacks], verbose=verbose,
+                            shuffle=False)
+    return checked(history, first_epoch=first)

@@ -21,6 +21,7 @@
 # # 01 · Exploring CIFAR-10
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/01_data_exploration.ipynb)
+# [![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/01_data_exploration.ipynb)
 #
 # Before fine-tuning a network on a dataset, look at the dataset. How many images, how balanced
 # the classes are, what the pixels look like and what makes the task hard: each observation here
@@ -38,19 +39,45 @@
 # first run downloads CIFAR-10 (170 MB): not measured by us. Colab T4: not measured by us yet —
 # the timing cells print it on your runtime.
 
+# %% [markdown]
+# **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
+# disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
+# itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
+# phase from the run store if it is there, and trains it otherwise. To carry results over:
+#
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
+#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
+#   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
+#   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
+#   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
+#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
+#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
+
 # %%
-# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+# extra code – set-up: in Colab or Kaggle, install the course package (their TensorFlow is kept)
 import os
+import socket
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
-if IS_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
-                   check=True)
-    if USE_DRIVE:
+IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+if IS_COLAB or IS_KAGGLE:
+    try:  # Kaggle notebooks start with Internet off
+        socket.create_connection(("github.com", 443), timeout=10).close()
+    except OSError:
+        raise SystemExit("Kaggle: turn Internet on (Settings panel › Internet, phone-verified "
+                         "account needed) and run this cell again" if IS_KAGGLE else
+                         "No internet connection: reconnect the runtime and run this cell again")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                              "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                             capture_output=True, text=True)
+    if install.returncode != 0:
+        raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+    if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
         os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
@@ -65,7 +92,8 @@ from keras.applications.resnet50 import preprocess_input
 
 from cifar_helpers import load_config
 from cifar_helpers.config import describe
-from cifar_helpers.lessons.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import (environment_report, show_expectations, show_source,
+                                          timed)
 from cifar_helpers.data import load_cifar10
 from cifar_helpers.lessons.exploration import (CHANNELS, STAGE_OUTPUTS, channel_histograms, class_counts,
                                        count_table, examples_per_class, feature_map_sizes,
@@ -77,13 +105,15 @@ from cifar_helpers.plots import plot_image_grid
 
 versions = environment_report()
 config = load_config()
-print(describe(config))
+SETTINGS_USED = ("data", "download_timeout")
+print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
-# These are the run settings. This notebook uses only `data` (where the images come from): the
-# `quick` profile reads the small sample shipped with the package, the `seed` profile the full
-# CIFAR-10 from Keras. To change a setting, pass it to `load_config`, e.g.
-# `config = load_config(data="sample")`, or set an environment variable before the cell runs,
+# These are the settings this notebook uses (`print(describe(config))` lists all of them): `data`,
+# where the images come from — the `quick` profile reads the small sample shipped with the
+# package, the `seed` profile the full CIFAR-10 from Keras — and `download_timeout`, the seconds
+# after which a dead network counts as offline. To change a setting, pass it to `load_config`,
+# e.g. `config = load_config(data="sample")`, or set an environment variable before the cell runs,
 # e.g. `os.environ["CIFAR_DATA"] = "sample"` (every setting has one: `CIFAR_PROFILE`,
 # `CIFAR_EPOCHS_HEAD`, ...).
 #
@@ -105,6 +135,7 @@ print("test images: ", data.x_test.shape, data.x_test.dtype, "| labels:", data.y
 print("classes:", ", ".join(f"{i} {name}" for i, name in enumerate(data.class_names)))
 
 # %%
+# extra code – check that the cells above did what the text says
 assert data.x_train.dtype == np.uint8 and data.x_train.shape[1:] == (32, 32, 3)
 assert data.x_test.dtype == np.uint8 and data.x_test.shape[1:] == (32, 32, 3)
 assert len(data.x_train) == len(data.y_train) and len(data.x_test) == len(data.y_test)
@@ -125,6 +156,7 @@ fig = plot_class_counts(train_counts, data.class_names,
                         title=f"Training images per class (source: {data.source})")
 
 # %%
+# extra code – check that the cells above did what the text says
 per_class = (len(data.y_train) // 10, len(data.y_test) // 10)
 assert (train_counts == per_class[0]).all() and (test_counts == per_class[1]).all(), "unbalanced"
 if data.source.startswith("sample"):
@@ -173,6 +205,7 @@ print("share of pixels at 255 per channel:",
       np.round(histograms[:, 255] / histograms.sum(axis=1), 4))
 
 # %%
+# extra code – check that the cells above did what the text says
 assert histograms.shape == (3, 256) and histograms.sum() == data.x_train.size
 assert np.allclose(mean, data.x_train.reshape(-1, 3).mean(axis=0))  # same as the direct way
 assert ((0 < mean) & (mean < 255)).all() and (std > 0).all()
@@ -255,6 +288,7 @@ with timed("building ResNet50 and measuring its stages"):
 print(stage_table(sizes))
 
 # %%
+# extra code – check that the cells above did what the text says
 assert sizes[32]["conv5"] == (1, 1, 2048), sizes[32]["conv5"]
 assert sizes[224]["conv5"] == (7, 7, 2048), sizes[224]["conv5"]
 assert all(sizes[224][stage][0] == 7 * sizes[32][stage][0] for stage in STAGE_OUTPUTS)
@@ -271,6 +305,7 @@ print("course model, conv5 output:", conv5_output.shape)
 print(f"{inner_conv.name}: input {inner_conv.input.shape}, kernel {inner_conv.kernel.shape}")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert tuple(conv5_output.shape) == (None, 1, 1, 2048)
 assert tuple(inner_conv.input.shape[1:3]) == (1, 1) and tuple(inner_conv.kernel.shape[:2]) == (3, 3)
 
@@ -290,12 +325,12 @@ assert tuple(inner_conv.input.shape[1:3]) == (1, 1) and tuple(inner_conv.kernel.
 # The usual remedy is to upsample the images (e.g. a `keras.layers.Resizing(224, 224)` layer in the
 # model): 7×7 again, but 49 times as many pixels, so roughly 49 times the computation per image.
 # This course keeps the original study's 32×32 setup — cheap enough for a laptop — and you should
-# expect it to cost accuracy.
-#
-# > **Published figures, not ours** (we have not reproduced them here): community write-ups of this
-# > exact 32×32 setup report roughly 70% test accuracy with the frozen base and 85–92% after full
-# > fine-tuning; Kornblith, Shlens & Le, *Do Better ImageNet Models Transfer Better?* (CVPR 2019)
-# > report about 97% for an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224.
+# expect it to cost accuracy. How much, you will measure yourself (notebooks 03, 04 and, with
+# upsampling, 06). What published work measured, and why it is not a target for this setup, is in
+# the course's one "What to expect" block, shown again in notebooks 03–07:
+
+# %%
+show_expectations()
 
 # %% [markdown]
 # ## Exercises

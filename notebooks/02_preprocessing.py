@@ -21,6 +21,7 @@
 # # 02 · Preprocessing and the input pipeline
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/02_preprocessing.ipynb)
+# [![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/02_preprocessing.ipynb)
 #
 # A pretrained network only works on inputs prepared exactly the way its training data was. This
 # notebook follows real pixels from the dataset to the first ResNet50 layer: how they are scaled,
@@ -30,30 +31,57 @@
 # **What you will learn**
 #
 # - what ResNet50 expects (`preprocess_input`: RGB→BGR, ImageNet mean subtracted, no scaling) and
-#   how that differs from scaling to [0, 1] or [-1, 1] — and the in-place trap of `preprocess_input`
+#   how that differs from scaling to [0, 1] or [-1, 1]
 # - why the course model contains its preprocessing as a layer, and how to check it
 # - one-hot labels: `keras.utils.to_categorical` versus `tf.one_hot` in the pipeline
 # - why the validation split is stratified, and what an unstratified one looks like
 # - the `tf.data` pipeline step by step: shuffle, batch, map, prefetch
+# - optional aside, at the end: the in-place trap of `preprocess_input`
 #
 # **Time**: quick profile: about 10 s on a 2-core CPU (7–12 s over several runs, measured under
 # nbval). Nothing is trained here. The seed profile does the same on all 60,000 images, and its
 # first run downloads CIFAR-10 (170 MB): not measured by us. Colab T4: not measured by us yet —
 # the timing cells print it on your runtime.
 
+# %% [markdown]
+# **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
+# disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
+# itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
+# phase from the run store if it is there, and trains it otherwise. To carry results over:
+#
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
+#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
+#   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
+#   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
+#   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
+#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
+#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
+
 # %%
-# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+# extra code – set-up: in Colab or Kaggle, install the course package (their TensorFlow is kept)
 import os
+import socket
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
-if IS_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
-                   check=True)
-    if USE_DRIVE:
+IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+if IS_COLAB or IS_KAGGLE:
+    try:  # Kaggle notebooks start with Internet off
+        socket.create_connection(("github.com", 443), timeout=10).close()
+    except OSError:
+        raise SystemExit("Kaggle: turn Internet on (Settings panel › Internet, phone-verified "
+                         "account needed) and run this cell again" if IS_KAGGLE else
+                         "No internet connection: reconnect the runtime and run this cell again")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                              "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                             capture_output=True, text=True)
+    if install.returncode != 0:
+        raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+    if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
         os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
@@ -81,12 +109,15 @@ from cifar_helpers.data import prepare_data
 
 versions = environment_report()
 config = load_config()
-print(describe(config))
+SETTINGS_USED = ("data", "download_timeout", "train_limit", "test_limit", "val_fraction",
+                 "batch_size", "seed")
+print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
-# The run settings. This notebook uses `data`, `train_limit`, `test_limit`, `val_fraction`,
-# `batch_size` and `seed`. Change them with `load_config(batch_size=64)`, say, or with environment
-# variables such as `CIFAR_BATCH_SIZE=64` set before `load_config()` runs.
+# The run settings this notebook uses (`print(describe(config))` lists all of them): `data` and
+# `download_timeout` (notebook 01), `train_limit`, `test_limit`, `val_fraction`, `batch_size` and
+# `seed`. Change them with `load_config(batch_size=64)`, say, or with environment variables such as
+# `CIFAR_BATCH_SIZE=64` set before `load_config()` runs.
 #
 # `prepare_data` loads the images (as in notebook 01), keeps `train_limit` training and `test_limit`
 # test images if the profile says so (stratified, so the classes stay balanced), and splits a
@@ -140,6 +171,7 @@ print("pixel after  (B, G, R):            ", caffe[row, col])
 print("check: B - 103.939, G - 116.779, R - 123.68 =", pixel[::-1] - imagenet_mean_bgr)
 
 # %%
+# extra code – check that the cells above did what the text says
 assert np.allclose(caffe[row, col], pixel[::-1].astype("float32") - imagenet_mean_bgr)
 assert np.allclose(imagenet_mean_bgr, [103.939, 116.779, 123.68])
 assert caffe.dtype == np.float32 and caffe.shape == image.shape
@@ -153,6 +185,7 @@ assert caffe.dtype == np.float32 and caffe.shape == image.shape
 
 # %%
 batch = x_train[:256].astype("float32")
+# .copy(): preprocess_input can overwrite a float array (the optional aside at the end shows it)
 conventions = {  # name: (channel order, conversion)
     "caffe: BGR, minus ImageNet mean": ("BGR", lambda x: preprocess_input(x.copy())),
     "x / 255 -> [0, 1]": ("RGB", lambda x: x / 255),
@@ -179,44 +212,6 @@ assert 0 <= converted["x / 255 -> [0, 1]"].min() and converted["x / 255 -> [0, 1
 # scaled — and only it reverses the channels. A ResNet50 that expects caffe inputs but gets [0, 1]
 # would see tiny numbers, spread about 255 times less than in training, in the wrong colour order;
 # exercise 1 shows what happens with the course model.
-#
-# ### The in-place trap
-#
-# `preprocess_input` has a side effect worth knowing: given a **float NumPy array**, it writes the
-# result into that array and returns a channel-reversed view of it. Your original pixels are gone.
-# (Given `uint8` input it must convert to float first, so the original survives; given a tensor,
-# nothing is modified.)
-
-# %%
-pixels = image.astype("float32")  # our float copy of the image
-before = pixels[row, col].copy()
-result = preprocess_input(pixels)
-print("our array, before the call:", before)
-print("our array, after the call: ", pixels[row, col], " <- changed")
-print("the result shares memory with our array:", np.shares_memory(result, pixels))
-
-# %%
-assert not np.array_equal(pixels[row, col], before)  # preprocess_input modified our array
-assert np.shares_memory(result, pixels)
-
-# %% [markdown]
-# What happened: our array now holds the preprocessed values with the channels still in RGB order,
-# and the returned BGR result is the same memory viewed with the channels reversed. Call
-# `preprocess_input` on it again and the means are subtracted a second time.
-#
-# The cure is one word: pass a copy, `preprocess_input(pixels.copy())`. Check it:
-
-# %%
-pixels = image.astype("float32")
-result = preprocess_input(pixels.copy())
-unchanged_uint8 = image.copy()
-preprocess_input(unchanged_uint8)  # uint8 input: converted to a new float array first
-print("float array untouched:", np.array_equal(pixels, image))
-print("uint8 array untouched:", np.array_equal(unchanged_uint8, image))
-
-# %%
-assert np.array_equal(pixels, image) and np.array_equal(unchanged_uint8, image)
-assert np.allclose(result, caffe)
 
 # %% [markdown]
 # ## 2. The preprocessing lives inside the model
@@ -253,6 +248,7 @@ by_hand = preprocess_input(float_batch.copy())
 print("largest difference:", np.abs(inside_model - by_hand).max())
 
 # %%
+# extra code – check that the cells above did what the text says
 assert isinstance(model.get_layer("preprocess"), ResNet50Preprocess)
 assert model.layers[1].name == "preprocess"  # right after the input
 assert np.allclose(inside_model, by_hand, atol=1e-4)
@@ -279,6 +275,7 @@ print("to_categorical:", up_front.shape, up_front.dtype, "| tf.one_hot in make_d
       pipeline_labels.shape, pipeline_labels.dtype)
 
 # %%
+# extra code – check that the cells above did what the text says
 assert np.array_equal(pipeline_labels, up_front)
 assert pipeline_labels.dtype == np.float32 and (pipeline_labels.sum(axis=1) == 1).all()
 assert (pipeline_labels.argmax(axis=1) == y_train[:len(pipeline_labels)]).all()
@@ -304,6 +301,7 @@ show_source(train_val_split)
 print(count_table({"train": y_train, "validation": y_val, "test": y_test}, data.class_names))
 
 # %%
+# extra code – check that the cells above did what the text says
 before_split = np.concatenate([y_train, y_val])
 expected_val = class_counts(before_split) * len(y_val) / len(before_split)
 assert np.abs(class_counts(y_val) - expected_val).max() <= 1, "validation split not stratified"
@@ -355,6 +353,7 @@ print(f"images {images.shape} {images.dtype}, values {images.min():.0f} to {imag
 print(f"labels {labels.shape} {labels.dtype}; batches per epoch: {int(train_ds.cardinality())}")
 
 # %%
+# extra code – check that the cells above did what the text says
 batch_size = min(config.batch_size, len(x_train))
 assert images.shape == (batch_size, 32, 32, 3) and images.dtype == np.float32
 assert labels.shape == (batch_size, 10) and labels.dtype == np.float32
@@ -370,6 +369,7 @@ epoch_1, epoch_2 = (next(iter(train_ds))[0].numpy() for _ in range(2))
 print("first batch identical in two epochs:", np.array_equal(epoch_1, epoch_2))
 
 # %%
+# extra code – check that the cells above did what the text says
 assert not np.array_equal(epoch_1, epoch_2)
 
 # %% [markdown]
@@ -402,6 +402,51 @@ print(f"with prefetch:    {overlapped:.2f} s (overlapping: about "
 # (Measured on your machine just now; the two times can vary a little from run to run.) With real
 # data, "preparing" is reading, decoding and augmenting images; `AUTOTUNE` lets `tf.data` choose
 # how many batches to keep ready.
+
+# %% [markdown]
+# ## Optional aside: the in-place trap of `preprocess_input`
+#
+# *You can skip this section.* In this course the model preprocesses its inputs itself
+# (section 2), so you never call `preprocess_input` on your own arrays. The trap matters when
+# you write your own input code for a Keras application model.
+#
+# `preprocess_input` has a side effect worth knowing: given a **float NumPy array**, it writes the
+# result into that array and returns a channel-reversed view of it. Your original pixels are gone.
+# (Given `uint8` input it must convert to float first, so the original survives; given a tensor,
+# nothing is modified.)
+
+# %%
+pixels = image.astype("float32")  # our float copy of the image
+before = pixels[row, col].copy()
+result = preprocess_input(pixels)
+print("our array, before the call:", before)
+print("our array, after the call: ", pixels[row, col], " <- changed")
+print("the result shares memory with our array:", np.shares_memory(result, pixels))
+
+# %%
+# extra code – check that the cells above did what the text says
+assert not np.array_equal(pixels[row, col], before)  # preprocess_input modified our array
+assert np.shares_memory(result, pixels)
+
+# %% [markdown]
+# What happened: our array now holds the preprocessed values with the channels still in RGB order,
+# and the returned BGR result is the same memory viewed with the channels reversed. Call
+# `preprocess_input` on it again and the means are subtracted a second time.
+#
+# The cure is one word: pass a copy, `preprocess_input(pixels.copy())`. Check it:
+
+# %%
+pixels = image.astype("float32")
+result = preprocess_input(pixels.copy())
+unchanged_uint8 = image.copy()
+preprocess_input(unchanged_uint8)  # uint8 input: converted to a new float array first
+print("float array untouched:", np.array_equal(pixels, image))
+print("uint8 array untouched:", np.array_equal(unchanged_uint8, image))
+
+# %%
+# extra code – check that the cells above did what the text says
+assert np.array_equal(pixels, image) and np.array_equal(unchanged_uint8, image)
+assert np.allclose(result, caffe)
 
 # %% [markdown]
 # ## Exercises

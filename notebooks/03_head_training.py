@@ -21,6 +21,7 @@
 # # 03 · Head training: a new classifier on a frozen ResNet50
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/03_head_training.ipynb)
+# [![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/03_head_training.ipynb)
 #
 # **What you will learn**
 #
@@ -39,19 +40,45 @@
 #   of CIFAR-10 and of the ImageNet weights.
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
+# %% [markdown]
+# **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
+# disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
+# itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
+# phase from the run store if it is there, and trains it otherwise. To carry results over:
+#
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
+#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
+#   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
+#   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
+#   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
+#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
+#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
+
 # %%
-# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+# extra code – set-up: in Colab or Kaggle, install the course package (their TensorFlow is kept)
 import os
+import socket
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
-if IS_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
-                   check=True)
-    if USE_DRIVE:
+IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+if IS_COLAB or IS_KAGGLE:
+    try:  # Kaggle notebooks start with Internet off
+        socket.create_connection(("github.com", 443), timeout=10).close()
+    except OSError:
+        raise SystemExit("Kaggle: turn Internet on (Settings panel › Internet, phone-verified "
+                         "account needed) and run this cell again" if IS_KAGGLE else
+                         "No internet connection: reconnect the runtime and run this cell again")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                              "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                             capture_output=True, text=True)
+    if install.returncode != 0:
+        raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+    if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
         os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
@@ -61,14 +88,14 @@ from cifar_helpers.versions import require_supported
 require_supported()  # a runtime older than the course supports: one sentence on what to do
 
 # %%
-
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
 from cifar_helpers import load_config
 from cifar_helpers.config import describe
-from cifar_helpers.lessons.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import (environment_report, show_expectations, show_source,
+                                          timed)
 from cifar_helpers.evaluation import evaluate
 from cifar_helpers.model import (base_layers, build_model, freeze_base, head_layers,
                                  trainable_count)
@@ -78,14 +105,17 @@ from cifar_helpers.training import compile_model, train_head
 
 environment_report()
 config = load_config()
-print(describe(config))
+SETTINGS_USED = ("profile", "data", "weights", "train_limit", "test_limit", "val_fraction",
+                 "seed", "batch_size", "epochs_head", "lr_head", "out")
+print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
 # These are the run settings. `load_config()` starts from a profile (`seed`, faithful to the
 # original study, unless the environment variable `CIFAR_PROFILE` says otherwise; CI sets
 # `CIFAR_PROFILE=quick`) and lets you override any setting, either in code —
 # `config = load_config(epochs_head=3)` — or with an environment variable such as
-# `CIFAR_EPOCHS_HEAD=3`. The phase-1 settings are `epochs_head`, `lr_head` and `batch_size`.
+# `CIFAR_EPOCHS_HEAD=3`. The phase-1 settings are `epochs_head`, `lr_head` and `batch_size`. The
+# cell prints only the settings this notebook uses; `print(describe(config))` lists all of them.
 
 # %% [markdown]
 # ## 1. The data
@@ -106,6 +136,7 @@ print(f"data: {pipeline.inputs.source}")
 print(f"train {x_train.shape}, validation {x_val.shape}, test {x_test.shape}")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert x_train.dtype == np.uint8 and x_train.shape[1:] == (32, 32, 3)
 assert len(x_train) == len(y_train) and len(x_val) == len(y_val) and len(x_test) == len(y_test)
 assert set(np.unique(y_train)) == set(range(10))  # every class is present for training
@@ -123,6 +154,7 @@ images, labels = next(iter(train_ds))
 print(f"one batch: images {images.shape} {images.dtype}, labels {labels.shape} {labels.dtype}")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert images.shape[1:] == (32, 32, 3) and images.dtype == "float32"
 assert labels.shape[1] == 10 and np.allclose(labels.numpy().sum(axis=1), 1.0)  # one-hot
 
@@ -205,6 +237,7 @@ for layer in model.layers[-8:]:
 # single ResNet50 layer. (`trainable_count` counts the variables the optimizer would update.)
 
 # %%
+# extra code – check that the cells above did what the text says
 assert model.count_params() == 23_858_890
 assert trainable_count(model) == 271_178
 assert not any(layer.trainable for layer in base_layers(model))
@@ -241,6 +274,7 @@ with timed("phase 1"):
 history = pipeline.history()
 
 # %%
+# extra code – check that the cells above did what the text says
 assert history["phase"] == ["head"] * config.epochs_head
 assert all(np.isfinite(history["loss"])), "phase 1 produced a NaN or infinite loss"
 assert trainable_count(model) == 271_178  # training changed weights, not what is trainable
@@ -267,17 +301,14 @@ print(f"phase-1 test accuracy: {phase1_evaluation.accuracy:.3f} on {len(y_test)}
       f"(guessing: 0.100); weights: {weights_used}")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert 0.0 <= phase1_evaluation.accuracy <= 1.0
 assert phase1_evaluation.probabilities.shape == (len(y_test), 10)
 
+# %%
+show_expectations()
+
 # %% [markdown]
-# ### What to expect
-#
-# > **Published figures, not ours** (we have not reproduced them here): community write-ups of this
-# > exact 32×32 setup report roughly 70% test accuracy with the frozen base and 85–92% after full
-# > fine-tuning; Kornblith, Shlens & Le, *Do Better ImageNet Models Transfer Better?* (CVPR 2019)
-# > report about 97% for an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224.
-#
 # The quick-profile number above (random weights, 270 training images, 1 epoch) is **not** a
 # meaningful accuracy: expect something near guessing (10%). It only proves the pipeline runs.
 
@@ -295,6 +326,7 @@ print(f"saved {checkpoint} ({checkpoint.stat().st_size / 2**20:.0f} MB)")
 print(describe(config, tuple(pipeline.store.finished["head"]["settings"])))
 
 # %%
+# extra code – check that the cells above did what the text says
 assert checkpoint.exists() and "head" in pipeline.store.finished
 
 # %% [markdown]

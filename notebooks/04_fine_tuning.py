@@ -21,6 +21,7 @@
 # # 04 · Fine-tuning: unfreeze ResNet50, carefully
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/04_fine_tuning.ipynb)
+# [![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/04_fine_tuning.ipynb)
 #
 # **What you will learn**
 #
@@ -39,19 +40,45 @@
 #   if notebook 03's result is not saved here and phase 1 must be recreated.
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
+# %% [markdown]
+# **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
+# disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
+# itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
+# phase from the run store if it is there, and trains it otherwise. To carry results over:
+#
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
+#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
+#   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
+#   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
+#   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
+#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
+#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
+
 # %%
-# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+# extra code – set-up: in Colab or Kaggle, install the course package (their TensorFlow is kept)
 import os
+import socket
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
-if IS_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
-                   check=True)
-    if USE_DRIVE:
+IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+if IS_COLAB or IS_KAGGLE:
+    try:  # Kaggle notebooks start with Internet off
+        socket.create_connection(("github.com", 443), timeout=10).close()
+    except OSError:
+        raise SystemExit("Kaggle: turn Internet on (Settings panel › Internet, phone-verified "
+                         "account needed) and run this cell again" if IS_KAGGLE else
+                         "No internet connection: reconnect the runtime and run this cell again")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                              "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                             capture_output=True, text=True)
+    if install.returncode != 0:
+        raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+    if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
         os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
@@ -73,7 +100,8 @@ from cifar_helpers import load_config
 from cifar_helpers.lessons.batchnorm import (batchnorm_layers, moving_statistics,
                                      nested_training_false_model, statistics_drift)
 from cifar_helpers.config import describe
-from cifar_helpers.lessons.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import (environment_report, show_expectations, show_source,
+                                          timed)
 from cifar_helpers.data import make_dataset
 from cifar_helpers.evaluation import evaluate
 from cifar_helpers.model import trainable_count, unfreeze_base
@@ -83,15 +111,18 @@ from cifar_helpers.training import fine_tune
 
 environment_report()
 config = load_config()
-print(describe(config))
+SETTINGS_USED = ("data", "weights", "train_limit", "test_limit", "val_fraction", "seed",
+                 "batch_size", "epochs_head", "lr_head", "epochs_finetune", "lr_finetune",
+                 "early_stopping_patience", "out")
+print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
-# The run settings. Phase 2 uses `epochs_finetune` and `lr_finetune`; change them with
-# `config = load_config(epochs_finetune=3)` or environment variables such as
-# `CIFAR_LR_FINETUNE=1e-4`. Notebook 03's phase-1 model is reused only if every setting that
-# shapes phase 1 matches (data, weights, phase-1 epochs and learning rate, batch size, seed,
-# image size, ...); phase-2 settings can change freely here. Otherwise phase 1 is simply trained
-# again below.
+# The run settings this notebook uses (`print(describe(config))` lists all of them). Phase 2 uses
+# `epochs_finetune` and `lr_finetune`; change them with `config = load_config(epochs_finetune=3)` or
+# environment variables such as `CIFAR_LR_FINETUNE=1e-4`. Notebook 03's phase-1 model is reused only
+# if every setting that shapes phase 1 matches (data, weights, phase-1 epochs and learning rate,
+# batch size, seed, image size, ...); phase-2 settings can change freely here. Otherwise phase 1 is
+# simply trained again below.
 
 # %% [markdown]
 # ## 1. Data and the phase-1 model
@@ -112,6 +143,7 @@ phase1_evaluation = evaluate(model, x_test, y_test, class_names)
 print(f"phase-1 test accuracy: {phase1_evaluation.accuracy:.3f}")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert model.count_params() == 23_858_890
 assert trainable_count(model) == 271_178  # still as phase 1 left it: only the head trains
 assert phase1_history["epoch"] == list(range(1, config.epochs_head + 1))
@@ -189,6 +221,7 @@ nested_drift = statistics_drift(before, moving_statistics(nested))
 print(nested_drift)
 
 # %%
+# extra code – check that the cells above did what the text says
 assert nested_drift["arrays"] == 106  # 53 BatchNorm layers: a moving mean and variance each
 assert nested_drift["changed"] == 106, "with training=False alone, the statistics still move"
 
@@ -204,6 +237,7 @@ assert nested_drift["changed"] == 106, "with training=False alone, the statistic
 # relying on `training=False`. We verify it on the real phase 2 below.
 
 # %%
+# extra code – free the memory of the demonstration model
 del nested  # free the memory of the demonstration model
 
 # %% [markdown]
@@ -233,6 +267,7 @@ print(f"BatchNorm statistics: {drift}")
 # `lr_finetune`; the epochs continue after phase 1's; the loss stayed finite.
 
 # %%
+# extra code – check that the cells above did what the text says
 assert trainable_count(model) == 23_752_650
 assert not any(layer.trainable for layer in batchnorm_layers(model))
 assert drift["arrays"] == 106 and drift["changed"] == 0
@@ -265,17 +300,14 @@ comparison.loc["ALL (test accuracy)"] = [phase1_evaluation.accuracy, phase2_eval
 comparison.round(3)
 
 # %%
+# extra code – check that the cells above did what the text says
 assert 0.0 <= phase2_evaluation.accuracy <= 1.0
 assert comparison.shape == (11, 2)
 
+# %%
+show_expectations()
+
 # %% [markdown]
-# ### What to expect
-#
-# > **Published figures, not ours** (we have not reproduced them here): community write-ups of this
-# > exact 32×32 setup report roughly 70% test accuracy with the frozen base and 85–92% after full
-# > fine-tuning; Kornblith, Shlens & Le, *Do Better ImageNet Models Transfer Better?* (CVPR 2019)
-# > report about 97% for an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224.
-#
 # The quick-profile numbers above (random weights, 270 training images, 1 + 1 epochs) are **not**
 # meaningful accuracies; any difference between the columns is noise. They only prove that the
 # pipeline runs.
@@ -291,6 +323,7 @@ print(f"{pipeline.store.model_file('finetune')}: "
       f"{pipeline.store.model_file('finetune').stat().st_size / 2**20:.0f} MB")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert pipeline.store.model_file("finetune").exists() and "finetune" in pipeline.store.finished
 
 # %% [markdown]

@@ -21,6 +21,7 @@
 # # 05 · Error analysis: what does the fine-tuned model get wrong?
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/05_error_analysis.ipynb)
+# [![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/05_error_analysis.ipynb)
 #
 # **What you will learn**
 #
@@ -39,19 +40,45 @@
 #   both training phases: roughly an hour (derived from measured throughput).
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
+# %% [markdown]
+# **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
+# disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
+# itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
+# phase from the run store if it is there, and trains it otherwise. To carry results over:
+#
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
+#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
+#   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
+#   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
+#   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
+#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
+#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
+
 # %%
-# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+# extra code – set-up: in Colab or Kaggle, install the course package (their TensorFlow is kept)
 import os
+import socket
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
-if IS_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
-                   check=True)
-    if USE_DRIVE:
+IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+if IS_COLAB or IS_KAGGLE:
+    try:  # Kaggle notebooks start with Internet off
+        socket.create_connection(("github.com", 443), timeout=10).close()
+    except OSError:
+        raise SystemExit("Kaggle: turn Internet on (Settings panel › Internet, phone-verified "
+                         "account needed) and run this cell again" if IS_KAGGLE else
+                         "No internet connection: reconnect the runtime and run this cell again")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                              "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                             capture_output=True, text=True)
+    if install.returncode != 0:
+        raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+    if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
         os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
@@ -70,20 +97,24 @@ from cifar_helpers.lessons.analysis import (confused_examples, most_confident_mi
                                     plot_confidence_histogram, plot_confused_pair,
                                     prediction_titles, split_confidence)
 from cifar_helpers.config import describe
-from cifar_helpers.lessons.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import (environment_report, show_expectations, show_source,
+                                          timed)
 from cifar_helpers.evaluation import evaluate
 from cifar_helpers.plots import plot_confusion, plot_image_grid
 from cifar_helpers.pipeline import Pipeline
 
 environment_report()
 config = load_config()
-print(describe(config))
+SETTINGS_USED = ("data", "weights", "train_limit", "test_limit", "val_fraction", "seed",
+                 "batch_size", "epochs_head", "lr_head", "epochs_finetune", "lr_finetune", "out")
+print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
-# The run settings. Keep them as in notebooks 03 and 04 so that the fine-tuned model they left
-# in the run folder `config.out` is reused (change settings with `load_config(...)` or `CIFAR_*`
-# environment variables, as before). `python -m cifar_helpers train` with the same settings
-# leaves its model in the same folder, so this notebook can also start from a CLI run.
+# The run settings this notebook uses (`print(describe(config))` lists all of them). Keep them as in
+# notebooks 03 and 04 so that the fine-tuned model they left in the run folder `config.out` is
+# reused (change settings with `load_config(...)` or `CIFAR_*` environment variables, as before).
+# `python -m cifar_helpers train` with the same settings leaves its model in the same folder, so
+# this notebook can also start from a CLI run.
 
 # %% [markdown]
 # ## 1. The fine-tuned model and its test predictions
@@ -118,14 +149,10 @@ assert confusion.sum() == len(y_test)
 assert np.isclose(evaluation.accuracy, np.trace(confusion) / confusion.sum())
 assert np.array_equal(evaluation.predictions, probabilities.argmax(axis=1))
 
+# %%
+show_expectations()
+
 # %% [markdown]
-# ### What to expect
-#
-# > **Published figures, not ours** (we have not reproduced them here): community write-ups of this
-# > exact 32×32 setup report roughly 70% test accuracy with the frozen base and 85–92% after full
-# > fine-tuning; Kornblith, Shlens & Le, *Do Better ImageNet Models Transfer Better?* (CVPR 2019)
-# > report about 97% for an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224.
-#
 # In the quick profile (random weights, 270 training images, 1 + 1 epochs, 100 test images) the
 # accuracy is **not** meaningful, and neither is anything below: which classes look "hard", which
 # pairs are "confused" and which mistakes are "confident" is noise. The cells only prove that the
@@ -185,6 +212,7 @@ else:
     print("No mistakes on this test set.")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert all(evaluation.predictions[i] != y_test[i] for i in mistakes)
 assert np.all(np.diff(probabilities[mistakes].max(axis=1)) <= 0)  # most confident first
 
@@ -207,6 +235,7 @@ print(f"median confidence: {np.median(right) if len(right) else float('nan'):.2f
       f"({len(wrong)} images)")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert len(right) + len(wrong) == len(y_test)
 assert len(right) == np.trace(confusion)
 

@@ -21,6 +21,7 @@
 # # 06 · Beyond the seed: what the seed's future work buys
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/06_improvements.ipynb)
+# [![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/06_improvements.ipynb)
 #
 # The original study ended with a list of future work: data augmentation, learning-rate schedules,
 # longer training. This notebook turns each item into one setting of the course package, explains
@@ -47,19 +48,45 @@
 # - Colab T4 GPU: not measured by us yet — the timing cells and the results table print it on your
 #   runtime.
 
+# %% [markdown]
+# **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
+# disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
+# itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
+# phase from the run store if it is there, and trains it otherwise. To carry results over:
+#
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
+#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
+#   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
+#   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
+#   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
+#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
+#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
+
 # %%
-# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+# extra code – set-up: in Colab or Kaggle, install the course package (their TensorFlow is kept)
 import os
+import socket
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
-if IS_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
-                   check=True)
-    if USE_DRIVE:
+IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+if IS_COLAB or IS_KAGGLE:
+    try:  # Kaggle notebooks start with Internet off
+        socket.create_connection(("github.com", 443), timeout=10).close()
+    except OSError:
+        raise SystemExit("Kaggle: turn Internet on (Settings panel › Internet, phone-verified "
+                         "account needed) and run this cell again" if IS_KAGGLE else
+                         "No internet connection: reconnect the runtime and run this cell again")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                              "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                             capture_output=True, text=True)
+    if install.returncode != 0:
+        raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+    if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
         os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
@@ -80,7 +107,8 @@ import pandas as pd
 
 from cifar_helpers import load_config
 from cifar_helpers.config import describe
-from cifar_helpers.lessons.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import (environment_report, show_expectations, show_source,
+                                          timed)
 from cifar_helpers.model import augmentation, build_model
 from cifar_helpers.data import prepare_data
 from cifar_helpers.study import run_study
@@ -88,7 +116,11 @@ from cifar_helpers.training import compile_model, learning_rate_for, standard_ca
 
 environment_report()
 config = load_config()
-print(describe(config))
+SETTINGS_USED = ("profile", "data", "weights", "train_limit", "test_limit", "val_fraction",
+                 "seed", "batch_size", "epochs_head", "lr_head", "epochs_finetune", "lr_finetune",
+                 "augment", "lr_schedule", "label_smoothing", "early_stopping_patience",
+                 "image_size", "out")
+print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
 # These are the run settings. `load_config()` starts from a profile (`seed`, faithful to the
@@ -97,7 +129,8 @@ print(describe(config))
 # `config = load_config(epochs_finetune=5)` — or with an environment variable such as
 # `CIFAR_EPOCHS_FINETUNE=5`. The settings this notebook is about are `augment`, `lr_schedule`,
 # `label_smoothing`, `early_stopping_patience` and `image_size`; all of them are off (or 32) in
-# the seed recipe.
+# the seed recipe. The cell prints only the settings this notebook uses; `print(describe(config))`
+# lists all of them.
 
 # %% [markdown]
 # ## 1. Data augmentation
@@ -196,6 +229,7 @@ print(f"step 0: {rates[0]:.1e}   peak: {rates.max():.1e} at epoch "
       f"{steps[rates.argmax()] / seed_steps_per_epoch:.1f}   last step: {rates[-1]:.1e}")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert cosine_callbacks == []  # the schedule lives in the optimizer, no callback needed
 assert float(schedule(0)) == 0.0  # warm-up starts at zero ...
 assert np.isclose(float(schedule(seed_steps_per_epoch)), config.lr_finetune)  # ... peaks after one epoch
@@ -239,6 +273,7 @@ smoothed_loss = float(keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(
 print(f"loss without smoothing: {plain_loss:.4f}   with smoothing 0.1: {smoothed_loss:.4f}")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert plain_loss < 0.01  # plain cross-entropy: near-certainty is (almost) free ...
 assert smoothed_loss > 0.5  # ... with smoothing it is penalised
 
@@ -279,6 +314,7 @@ for size in (32, 64, 128):
 del probe
 
 # %%
+# extra code – check that the cells above did what the text says
 assert conv5_sizes[32][:2] == (1, 1)  # at CIFAR's own size the last stage sees one position
 assert conv5_sizes[64][:2] == (2, 2)
 assert conv5_sizes[128][:2] == (4, 4)
@@ -372,6 +408,7 @@ for name, change in variants.items():
 # Every variant must have finished with finite losses in every epoch of both phases:
 
 # %%
+# extra code – check that the cells above did what the text says
 assert set(results) == set(variants)
 for name, metrics in results.items():
     assert (Path(config.out) / "improvements" / name / "metrics.json").exists(), name
@@ -408,11 +445,13 @@ if "baseline" in table.index:
 table.round(3)
 
 # %%
+# extra code – check that the cells above did what the text says
 assert len(table) == len(variants) and list(table.index) == list(variants)
 assert table["test accuracy"].between(0, 1).all() and table["best val accuracy"].between(0, 1).all()
 assert (table["phase 1 s/epoch"] > 0).all() and (table["phase 2 s/epoch"] > 0).all()
 
 # %%
+# extra code – the table as a bar chart
 positions = np.arange(len(table))
 plt.figure(figsize=(8, 3.5))
 plt.bar(positions - 0.2, table["test accuracy"], width=0.4, label="test accuracy")
@@ -434,13 +473,14 @@ plt.show()
 # run-to-run noise; before trusting a gain, repeat the variant and the baseline with another
 # `seed` (e.g. `dataclasses.replace(run_config, seed=1)`). Weigh each gain against its cost in the
 # seconds columns: upsampling, for example, multiplies the training time.
-#
-# ### What to expect
-#
-# > **Published figures, not ours** (we have not reproduced them here): Kornblith, Shlens & Le,
-# > *Do Better ImageNet Models Transfer Better?* (CVPR 2019), report about 97% test accuracy for
-# > an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224 — an indication of how much
-# > input resolution matters, since the seed recipe runs the same network at 32×32.
+
+# %%
+show_expectations()
+
+# %% [markdown]
+# The published networks ran at their ImageNet input size; the seed recipe runs ResNet50 at
+# 32×32. The `size_64` (and, in the seed profile, `size_128`) rows measure on your runtime how much
+# of that gap upsampling closes, and at what cost.
 #
 # The quick-profile numbers above (random weights, 90 training images, 1 + 1 epochs) are **not**
 # meaningful accuracies: expect values near guessing (10%) that jump around from variant to

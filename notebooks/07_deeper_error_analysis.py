@@ -21,6 +21,7 @@
 # # 07 · Deeper error analysis: where the model looks, how far to trust it, your own images
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/07_deeper_error_analysis.ipynb)
+# [![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/cifar10-transfer-course/resnet50-cifar10/blob/main/notebooks/07_deeper_error_analysis.ipynb)
 #
 # **What you will learn**
 #
@@ -33,8 +34,8 @@
 #
 # **Time**
 #
-# - Quick profile (CI, workshops): about 9 s on a 2-core CPU with notebook 04's result saved,
-#   about 25 s when it has to recreate both phases first (measured under nbval).
+# - Quick profile (CI, workshops): 9–13 s on a 2-core CPU with notebook 04's result saved,
+#   25–43 s when it has to recreate both phases first (measured under nbval, two runs each).
 # - Full seed profile, 2-core CPU: if notebook 04 saved its model here, only the predictions on
 #   the 4,500 validation and 10,000 test images and a few Grad-CAM maps run, roughly 20 s
 #   (derived from measured throughput: the phase-1 rate of about 750 images/s is mostly this same
@@ -42,19 +43,45 @@
 #   (derived from measured throughput).
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
+# %% [markdown]
+# **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
+# disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
+# itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
+# phase from the run store if it is there, and trains it otherwise. To carry results over:
+#
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
+#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
+#   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
+#   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
+#   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
+#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
+#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
+
 # %%
-# Plumbing: set-up. In Colab, install the course package; Colab's own TensorFlow is kept.
+# extra code – set-up: in Colab or Kaggle, install the course package (their TensorFlow is kept)
 import os
+import socket
 import subprocess
 import sys
 
 IS_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # Colab only: True keeps results in Google Drive between sessions (optional)
-if IS_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
-                   check=True)
-    if USE_DRIVE:
+IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+if IS_COLAB or IS_KAGGLE:
+    try:  # Kaggle notebooks start with Internet off
+        socket.create_connection(("github.com", 443), timeout=10).close()
+    except OSError:
+        raise SystemExit("Kaggle: turn Internet on (Settings panel › Internet, phone-verified "
+                         "account needed) and run this cell again" if IS_KAGGLE else
+                         "No internet connection: reconnect the runtime and run this cell again")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                              "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                             capture_output=True, text=True)
+    if install.returncode != 0:
+        raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+    if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
         os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
@@ -78,7 +105,8 @@ from cifar_helpers.lessons.calibration import (apply_temperature, expected_calib
                                        fit_temperature, negative_log_likelihood,
                                        plot_reliability_diagram)
 from cifar_helpers.config import describe
-from cifar_helpers.lessons.course import environment_report, show_source, timed
+from cifar_helpers.lessons.course import (environment_report, show_expectations, show_source,
+                                          timed)
 from cifar_helpers.evaluation import evaluate, predict_proba
 from cifar_helpers.lessons.gradcam import gradcam, gradcam_layer, plot_gradcam, spatial_size
 from cifar_helpers.model import build_model
@@ -88,12 +116,16 @@ from cifar_helpers.pipeline import Pipeline
 
 environment_report()
 config = load_config()
-print(describe(config))
+SETTINGS_USED = ("data", "weights", "train_limit", "test_limit", "val_fraction", "seed",
+                 "batch_size", "epochs_head", "lr_head", "epochs_finetune", "lr_finetune",
+                 "image_size", "out")
+print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
-# The run settings. Keep them as in notebooks 03 and 04 so that the fine-tuned model they left
-# in the run folder `config.out` is reused (change settings with `load_config(...)` or `CIFAR_*`
-# environment variables, as before; a CLI run with the same settings serves too).
+# The run settings this notebook uses (`print(describe(config))` lists all of them). Keep them as in
+# notebooks 03 and 04 so that the fine-tuned model they left in the run folder `config.out` is
+# reused (change settings with `load_config(...)` or `CIFAR_*` environment variables, as before; a
+# CLI run with the same settings serves too).
 
 # %% [markdown]
 # ## 1. The fine-tuned model, and its predictions on validation and test images
@@ -116,19 +148,16 @@ print(f"test accuracy: {evaluation.accuracy:.3f} on {len(y_test)} images, "
       f"{len(y_val)} validation images (data: {pipeline.inputs.source}, weights: {pipeline.inputs.weights_used})")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert val_probabilities.shape == (len(y_val), len(class_names))
 assert probabilities.shape == (len(y_test), len(class_names))
 assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 assert np.allclose(val_probabilities.sum(axis=1), 1.0, atol=1e-5)
 
+# %%
+show_expectations()
+
 # %% [markdown]
-# ### What to expect
-#
-# > **Published figures, not ours** (we have not reproduced them here): community write-ups of this
-# > exact 32×32 setup report roughly 70% test accuracy with the frozen base and 85–92% after full
-# > fine-tuning; Kornblith, Shlens & Le, *Do Better ImageNet Models Transfer Better?* (CVPR 2019)
-# > report about 97% for an ImageNet ResNet-50 fine-tuned on CIFAR-10 upsampled to 224×224.
-#
 # In the quick profile (random weights, 270 training images, 1 + 1 epochs, 30 validation and 100
 # test images) every number and picture in this notebook is **noise**: the heatmaps, the fitted
 # temperature, the calibration errors, the confusions and the class of your own image mean
@@ -164,6 +193,7 @@ print(f"with the images upsampled to 64×64 inside the model: {gradcam_layer(ups
       f"grid {upsampled_grid[0]}×{upsampled_grid[1]}")
 
 # %%
+# extra code – check that the cells above did what the text says
 assert layer_grid[0] > 1 and layer_grid[1] > 1
 if config.image_size % 32 == 0:  # ResNet50 divides the size by 32 by the end of conv5
     assert spatial_size(model.get_layer("conv5_block3_out")) == (config.image_size // 32,) * 2
@@ -199,6 +229,7 @@ plot_gradcam(x_test[one_per_class], heatmaps,
 plt.show()
 
 # %%
+# extra code – check that the cells above did what the text says
 assert heatmaps.shape == (len(one_per_class),) + x_test.shape[1:3]
 assert np.all(np.isfinite(heatmaps)) and heatmaps.min() >= 0.0 and heatmaps.max() <= 1.0
 assert np.all((heatmaps.max(axis=(1, 2)) == 0) | np.isclose(heatmaps.max(axis=(1, 2)), 1.0))
@@ -263,6 +294,7 @@ for name, values in (("as trained", probabilities), ("temperature-scaled", test_
 # was one of the candidates.
 
 # %%
+# extra code – check that the cells above did what the text says
 assert np.isfinite(temperature) and temperature > 0
 assert np.allclose(test_scaled.sum(axis=1), 1.0, atol=1e-9)
 assert np.array_equal(test_scaled.argmax(axis=1), predictions)
@@ -354,6 +386,7 @@ with timed("Grad-CAM on the confused pairs"):
     pets = show_pair_evidence("cat", "dog")
 
 # %%
+# extra code – check that the cells above did what the text says
 for first, second, picked in (("automobile", "truck", vehicles), ("cat", "dog", pets)):
     assert np.all(predictions[picked] != y_test[picked])
     assert set(y_test[picked]) <= {class_names.index(first), class_names.index(second)}
@@ -408,6 +441,7 @@ plot_gradcam(your_image[None], gradcam(model, your_image)[None], [f"evidence for
 plt.show()
 
 # %%
+# extra code – check that the cells above did what the text says
 assert your_image.shape == tuple(model.input.shape[1:])
 assert np.isclose(your_probabilities.sum(), 1.0, atol=1e-5)
 assert len(ranking) == 3 and ranking[0][0] == class_names[your_probabilities.argmax()]

@@ -154,3 +154,36 @@ def test_imagenet_weights_unavailable_exits_with_instructions(tmp_path, capsys, 
                          "--out", str(tmp_path / "out")], capsys)
     assert code == 1 and "ImageNet weights unavailable" in err and "--weights none" in err
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def finished_run_folder(folder, accuracy, seconds, **settings):
+    """A run folder as a finished study leaves it, reduced to what `compare` reads."""
+    folder.mkdir(parents=True)
+    config = dataclasses.asdict(load_config("quick", environ={}, out=str(folder), **settings))
+    history = {"epoch": [0, 1], "val_accuracy": [0.2, accuracy + 0.01]}
+    phases = {"head": {"epochs_trained_here": 1, "seconds": seconds},
+              "finetune": {"epochs_trained_here": 1, "seconds": 2 * seconds}}
+    (folder / "metrics.json").write_text(json.dumps({
+        "test_accuracy": accuracy, "history": history, "phases": phases,
+        "total_seconds": 3 * seconds + 1, "config": config}))
+    return folder
+
+
+def test_compare_lists_accuracy_time_and_only_the_settings_that_differ(tmp_path, capsys):
+    first = finished_run_folder(tmp_path / "a", 0.5, 10.0)
+    second = finished_run_folder(tmp_path / "b", 0.75, 20.0, fine_tune_at="conv5", augment=True)
+    code = cli.main(["compare", str(first), str(second)])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    header, row_a, row_b = out.strip().splitlines()
+    assert header.split() == ["run", "test", "accuracy", "best", "val", "accuracy", "epochs",
+                              "phase", "1", "s/epoch", "phase", "2", "s/epoch", "total", "s",
+                              "fine_tune_at", "augment"]  # in Config's order
+    assert row_a.split() == ["a", "0.500", "0.510", "2", "10", "20", "31", "all", "False"]
+    assert row_b.split() == ["b", "0.750", "0.760", "2", "20", "40", "61", "conv5", "True"]
+
+
+def test_compare_of_an_unfinished_run_says_how_to_finish_it(tmp_path, capsys):
+    code, err = run_cli(["compare", str(tmp_path)], capsys)
+    assert code == 1 and "no finished run here" in err and "--out" in err
+    assert "Traceback" not in err

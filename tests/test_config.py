@@ -50,6 +50,7 @@ def test_full_is_an_alias_of_seed():
     ({"CIFAR_EPOCHS_FINETUNE": "-2"}, "epochs_finetune .*must not be negative"),
     ({"CIFAR_IMAGE_SIZE": "16"}, "image_size must be at least 32"),
     ({"CIFAR_VAL_FRACTION": "1.5"}, "val_fraction"),
+    ({"CIFAR_RECIPE": "scratch", "CIFAR_WEIGHTS": "imagenet"}, "scratch trains from random"),
 ])
 def test_bad_values_raise_config_error(environ, message):
     with pytest.raises(ConfigError, match=message):
@@ -65,6 +66,7 @@ def test_boolean_settings_from_environment():
 
 @pytest.mark.parametrize("setting, value", [
     ("precision", "float64"), ("precision", "bfloat16"), ("lr_schedule", "linear"),
+    ("fine_tune_at", "conv6"), ("recipe", "finetune"),
 ])
 def test_bad_choices_raise_config_error_naming_the_setting(setting, value):
     with pytest.raises(ConfigError, match=f"{setting} must be one of .*{value}"):
@@ -95,10 +97,10 @@ def test_runs_dir_environment_moves_the_default_run_store(tmp_path):
 def test_fingerprint_keeps_only_the_settings_a_stage_depends_on():
     config = load_config("quick", environ={})
     training, finetune = fingerprint(config, "training"), fingerprint(config, "finetune")
-    for name in ("epochs_finetune", "lr_finetune", "test_limit", "out", "profile",
+    for name in ("epochs_finetune", "lr_finetune", "fine_tune_at", "test_limit", "out", "profile",
                  "download_timeout"):
         assert name not in training, name
-    assert {"epochs_head", "lr_head", "batch_size", "seed", "augment"} <= set(training)
+    assert {"epochs_head", "lr_head", "batch_size", "seed", "augment", "recipe"} <= set(training)
     assert {"epochs_finetune", "lr_finetune"} <= set(finetune) and "test_limit" not in finetune
     assert set(training) < set(finetune) < set(fingerprint(config))
     assert "test_limit" in fingerprint(config) and "out" not in fingerprint(config)

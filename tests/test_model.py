@@ -6,8 +6,8 @@ from cifar_helpers import model as model_module
 from cifar_helpers.errors import DownloadUnavailableError, WeightsError
 from cifar_helpers.model import (ResNet50Preprocess, WeightsFallbackWarning, base_layers,
                                  build_model, freeze_base, head_layers, load_trained_model,
-                                 resolve_weights, save_for_inference, trainable_count,
-                                 unfreeze_base)
+                                 resolve_weights, save_for_inference, stage_of,
+                                 train_everything, trainable_count, unfreeze_base)
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,26 @@ def test_parameter_counts_of_seed_architecture(model):
     assert trainable_count(model) == 23_752_650
     batch_norms = [l for l in base_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
     assert batch_norms and not any(l.trainable for l in batch_norms)
+
+
+@pytest.mark.parametrize("fine_tune_at, first_stage, trainable", [
+    ("all", 1, 23_752_650), ("conv4", 4, 22_312_778), ("conv5", 5, 15_224_650)])
+def test_fine_tune_at_trains_that_stage_and_later_ones_but_no_batchnorm(
+        model, fine_tune_at, first_stage, trainable):
+    unfreeze_base(model, fine_tune_at)
+    for layer in base_layers(model):
+        is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+        assert layer.trainable == (stage_of(layer) >= first_stage and not is_batch_norm), layer.name
+    assert {stage_of(l) for l in base_layers(model)} == {1, 2, 3, 4, 5}
+    assert all(layer.trainable for layer in head_layers(model))
+    assert trainable_count(model) == trainable
+
+
+def test_train_everything_leaves_no_layer_frozen(model):
+    freeze_base(model)
+    train_everything(model)
+    assert all(layer.trainable for layer in model.layers)
+    assert trainable_count(model) == 23_805_770  # all but BatchNorm's moving statistics
 
 
 def test_base_layers_are_exactly_the_layers_resnet50_makes(model):

@@ -3,6 +3,8 @@
 The notebooks themselves are executed by nbval (`pytest` collects notebooks/*.ipynb).
 """
 
+import ast
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -15,12 +17,20 @@ except ModuleNotFoundError:  # Python 3.10
 import jupytext
 import pytest
 
-from cifar_helpers.lessons.course import BRANCH, REPO_URL, colab_url
+from cifar_helpers.config import Config
+from cifar_helpers.lessons.course import BRANCH, REPO_URL, colab_url, expectations_text, kaggle_url
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["01_data_exploration", "02_preprocessing", "03_head_training", "04_fine_tuning",
             "05_error_analysis", "06_improvements", "07_deeper_error_analysis"]
+# Notebooks that report accuracies, and so show the one "What to expect" block.
+SHOW_EXPECTATIONS = ["03_head_training", "04_fine_tuning", "05_error_analysis", "06_improvements",
+                     "07_deeper_error_analysis"]
+# Phrases of the block once pasted into five notebooks, with unsourced figures: never again.
+PASTED_BOX = ["Published figures, not ours", "community write-ups", "roughly 70%", "85–92%"]
+KAGGLE_OFFLINE = ("Kaggle: turn Internet on (Settings panel › Internet, phone-verified account "
+                  "needed) and run this cell again")
 
 
 def cells(path: Path) -> list[tuple[str, str]]:
@@ -53,8 +63,11 @@ def test_committed_without_outputs(notebook):
 def test_notebook_has_the_course_structure(notebook):
     text = notebook.with_suffix(".py").read_text()
     assert colab_url(notebook.name) in text, "Open-in-Colab badge missing or pointing elsewhere"
+    assert f"[![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]" \
+           f"({kaggle_url(notebook.name)})" in text, "Open-in-Kaggle badge missing or elsewhere"
     assert f"git+{REPO_URL}@{BRANCH}" in text, "Colab install cell missing or pointing elsewhere"
     assert '"google.colab" in sys.modules' in text
+    assert 'IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ' in text
     assert "environment_report()" in text and "load_config()" in text
     assert re.search(r"^# ## Exercises", text, re.M) and "<details>" in text
     assert "\nassert " in text, "nbval needs assertion cells that check something real"
@@ -71,3 +84,98 @@ def test_every_repo_link_uses_the_one_repo_url_and_branch():
             assert link == colab_url(link.rsplit("/", 1)[-1]), link
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
     assert urls["Repository"] == REPO_URL
+
+
+def code_cells(notebook: Path) -> list[str]:
+    return [source for kind, source in cells(notebook.with_suffix(".py")) if kind == "code"]
+
+
+def test_set_up_cell_is_the_same_extra_code_cell_in_every_notebook():
+    """One set-up cell, copied verbatim: Colab/Kaggle install, Kaggle's Internet switch, Drive."""
+    set_ups = {notebook.stem: code_cells(notebook)[0] for notebook in NOTEBOOKS}
+    first = set_ups[EXPECTED[0]]
+    assert first.startswith("# extra code – set-up"), "the set-up cell is marked as extra code"
+    strings = [node.value for node in ast.walk(ast.parse(first))
+               if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    assert KAGGLE_OFFLINE in strings, "one clear sentence when Kaggle's Internet is off"
+    assert "raise SystemExit" in first and "check=True" not in first  # no raw pip stack trace
+    assert "USE_DRIVE" in first and "CIFAR_RUNS_DIR" in first
+    assert {stem: cell == first for stem, cell in set_ups.items()} == dict.fromkeys(set_ups, True)
+
+
+def test_run_store_note_precedes_the_set_up_in_every_notebook():
+    """Colab (Drive) and Kaggle (its own /kaggle/working, output as input) said once, at the top."""
+    notes = set()
+    for notebook in NOTEBOOKS:
+        sources = cells(notebook.with_suffix(".py"))
+        first_code = next(i for i, (kind, _) in enumerate(sources) if kind == "code")
+        kind, note = sources[first_code - 1]
+        assert kind == "markdown" and "USE_DRIVE = True" in note and "/kaggle/working" in note
+        notes.add(note)
+    assert len(notes) == 1, "the Colab/Kaggle note differs between notebooks"
+
+
+def settings_used(notebook: Path) -> tuple[str, ...]:
+    """The SETTINGS_USED tuple assigned in the notebook's .py twin."""
+    tree = ast.parse(notebook.with_suffix(".py").read_text())
+    found = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+             and any(getattr(target, "id", None) == "SETTINGS_USED" for target in node.targets)]
+    assert len(found) == 1, "one SETTINGS_USED = (...) per notebook"
+    return ast.literal_eval(found[0])
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_prints_the_settings_it_uses(notebook):
+    names = settings_used(notebook)
+    fields = {field.name for field in dataclasses.fields(Config)}
+    assert names and len(set(names)) == len(names)
+    assert set(names) <= fields, f"not settings: {sorted(set(names) - fields)}"
+    text = notebook.with_suffix(".py").read_text()
+    assert "print(describe(config, SETTINGS_USED))" in text
+    assert not re.search(r"^print\(describe\(config\)\)", text, re.M), "print SETTINGS_USED only"
+    assert "# print(describe(config)) lists all settings" in text, "say how to see all settings"
+
+
+def test_expectations_live_in_one_block_that_notebooks_show():
+    block = expectations_text()
+    assert "Kornblith, Shlens & Le" in block and "arXiv:1805.08974" in block
+    assert "Your own run produces the real figures" in block
+    for phrase in PASTED_BOX:
+        assert phrase not in block
+    for notebook in NOTEBOOKS:
+        text = notebook.with_suffix(".py").read_text()
+        pasted = [phrase for phrase in PASTED_BOX if phrase in text]
+        assert pasted == [], f"{notebook.name}: pasted {pasted}; call show_expectations()"
+        if notebook.stem in SHOW_EXPECTATIONS:
+            assert "\nshow_expectations()\n" in text, notebook.name
+
+
+GUARDED_INPUT = re.compile(r"\b(input\(|files\.upload\()")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_run_all_never_waits_for_the_user(notebook):
+    """No input() and no upload dialog unless behind an opt-in flag that defaults to False."""
+    for cell in code_cells(notebook):
+        tree = ast.parse(cell)
+        flags = {node.targets[0].id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                 and isinstance(node.targets[0], ast.Name)
+                 and isinstance(node.value, ast.Constant) and node.value.value is False}
+        guarded = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and flags & {n.id for n in ast.walk(node.test)
+                                                     if isinstance(n, ast.Name)}:
+                guarded |= {id(inner) for inner in ast.walk(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and GUARDED_INPUT.match(ast.unparse(node.func) + "("):
+                assert id(node) in guarded, f"{notebook.name}: {ast.unparse(node)} blocks Run all"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_extra_code_cells_use_one_marker(notebook):
+    """handson-ml3's convention: plumbing and checks start with '# extra code – what it does'."""
+    for cell in code_cells(notebook):
+        first = cell.splitlines()[0] if cell else ""
+        assert not first.startswith("# Plumbing"), "use '# extra code – ...' for plumbing cells"
+        if first.startswith("# extra code"):
+            assert re.match(r"# extra code – \S", first), f"say what it does: {first}"

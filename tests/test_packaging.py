@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "cifar_helpers"
 SAMPLE = f"{PACKAGE}/sample_data/cifar10_sample.npz"
+EXPECTATIONS = f"{PACKAGE}/lessons/expectations.md"  # shown by lessons.course.show_expectations
 # Build from a copy without local state: an in-place build writes build/ into the checkout, and
 # setuptools packs whatever a stale build/lib holds, so a deleted module would survive in the wheel.
 NOT_SOURCE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "runs", "outputs",
@@ -30,7 +31,8 @@ for name in names:
     importlib.import_module(name)
 files = {name: getattr(module, "__file__", None) for name, module in sys.modules.items()
          if name.split(".")[0] == "cifar_helpers"}
-print(json.dumps({"walked": names, "files": files, "runs_root": str(runs_root())}))
+print(json.dumps({"walked": names, "files": files, "runs_root": str(runs_root()),
+                  "kaggle": str(runs_root({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}))}))
 """
 
 
@@ -65,7 +67,7 @@ def test_wheel_holds_every_module_and_the_sample_data(wheel):
     assert any(name.startswith(f"{PACKAGE}/lessons/") for name in sources)
     assert sorted(sources - names) == [], "source modules missing from the wheel"
     assert sorted({n for n in names if n.endswith(".py")} - sources) == [], "stale modules"
-    assert SAMPLE in names
+    assert SAMPLE in names and EXPECTATIONS in names
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +94,7 @@ def test_installed_wheel_answers_the_imports_not_the_checkout(wheel, installed):
 
 def test_installed_wheel_keeps_runs_under_home(installed):
     assert Path(installed.runs_root) == installed.home / "cifar10-course" / "runs"
+    assert installed.kaggle == "/kaggle/working/runs"  # the folder Kaggle keeps as output
 
 
 def test_pkgutil_walks_to_every_installed_module(wheel, installed):

@@ -321,3 +321,37 @@ def test_phase_trained_on_fallback_weights_is_not_reused_with_imagenet(tmp_path,
     pipeline = open_pipeline(tmp_path / "run", **setting)  # opening only: nothing downloads
     assert pipeline.inputs.weights_used == "imagenet"
     assert "head" not in pipeline.store.finished
+
+
+def test_scratch_control_trains_every_layer_and_batchnorm_from_the_first_epoch(tmp_path):
+    lines = []
+    pipeline = open_pipeline(tmp_path / "run", lines, recipe="scratch", weights="auto",
+                             feature_cache=True)
+    before = weights_by_layer(pipeline.build_model())
+    model = pipeline.run("head")  # the first epoch of the control
+    after = weights_by_layer(model)
+    assert pipeline.inputs.weights is None and pipeline.inputs.notices == []  # no download tried
+    assert not uses_feature_cache(pipeline.config)  # the base trains: no cached features
+    untouched = [name for name in before
+                 if all(np.array_equal(a, b) for a, b in zip(before[name], after[name]))]
+    assert untouched == []  # every layer with weights changed, ResNet50's stem included
+    batch_norms = [l for l in base_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in batch_norms:  # normalised with batch statistics, which update the moving ones
+        assert not np.array_equal(before[layer.name][2], after[layer.name][2]), layer.name
+    assert pipeline.store.finished["head"]["record"]["trainable_params"] == 23_805_770
+    assert any("Scratch control" in line for line in lines)
+
+
+def test_scratch_control_continues_at_the_phase_one_rate(monkeypatch):
+    from cifar_helpers.training import train_from_scratch
+
+    config = quick("unused", recipe="scratch", epochs_head=2, epochs_finetune=3)
+    model = model_module.build_model(None)
+    calls = []
+    monkeypatch.setattr(model, "fit", lambda *args, **kwargs: calls.append(kwargs)
+                        or SimpleNamespace(history={"loss": [1.0]}), raising=False)
+    train_ds = SimpleNamespace(cardinality=lambda: 3)
+    train_from_scratch(model, train_ds, None, config, "finetune")
+    assert (calls[0]["initial_epoch"], calls[0]["epochs"]) == (2, 5)
+    assert float(model.optimizer.learning_rate) == pytest.approx(config.lr_head)
+    assert all(layer.trainable for layer in model.layers)

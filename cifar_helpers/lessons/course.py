@@ -1,15 +1,18 @@
-"""Notebook plumbing shared by every lesson: environment report, showing helper code, timing.
+"""Notebook plumbing shared by every lesson: environment report, showing helper code, timing,
+and the one "What to expect" block (expectations.md, shipped with the package).
 
 The repository URL and branch live here (and in pyproject.toml's [project.urls]); a test checks
-that every Colab badge and install cell in the notebooks and README uses exactly these.
+that every Colab and Kaggle badge and install cell in the notebooks and README uses exactly these.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import time
 from contextlib import contextmanager
+from importlib import resources
 from typing import Iterator
 
 REPO_URL = "https://github.com/cifar10-transfer-course/resnet50-cifar10"
@@ -20,6 +23,16 @@ def colab_url(notebook: str) -> str:
     """The Colab address that opens `notebook` (e.g. '03_head_training.ipynb') from GitHub."""
     path = REPO_URL.removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{path}/blob/{BRANCH}/notebooks/{notebook}"
+
+
+def kaggle_url(notebook: str) -> str:
+    """The Kaggle address that imports `notebook` from GitHub into a new Kaggle notebook."""
+    return f"https://kaggle.com/kernels/welcome?src={REPO_URL}/blob/{BRANCH}/notebooks/{notebook}"
+
+
+def is_kaggle() -> bool:
+    """True inside a Kaggle notebook (Kaggle sets KAGGLE_KERNEL_RUN_TYPE)."""
+    return "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 
 
 def is_colab() -> bool:
@@ -38,13 +51,15 @@ def environment_report() -> dict:
                 "keras": keras.__version__}
     require_supported(versions)
     gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
-    print(", ".join(f"{k} {v}" for k, v in versions.items()), "| Colab" if is_colab() else "")
+    where = "| Colab" if is_colab() else "| Kaggle" if is_kaggle() else ""
+    print(", ".join(f"{k} {v}" for k, v in versions.items()), where)
     if gpus:
         print(f"GPU: {', '.join(gpus)}")
     else:
         print("No GPU found: everything runs on the CPU. The quick profile runs each notebook in "
               "under a minute on a 2-core CPU; the full seed profile takes about an hour of "
-              "training there (see the README). In Colab: Runtime > Change runtime type > GPU.")
+              "training there (see the README). In Colab: Runtime > Change runtime type > GPU; "
+              "in Kaggle: Settings > Accelerator > GPU.")
     return {**versions, "gpus": gpus}
 
 
@@ -53,6 +68,18 @@ def show_source(obj) -> object:
     from IPython.display import Code
 
     return Code(inspect.getsource(obj), language="python")
+
+
+def expectations_text() -> str:
+    """The course's one "What to expect" block (Markdown), shipped as lessons/expectations.md."""
+    return resources.files(__package__).joinpath("expectations.md").read_text(encoding="utf-8")
+
+
+def show_expectations() -> object:
+    """Display the "What to expect" block: published figures, cited, and what your run shows."""
+    from IPython.display import Markdown
+
+    return Markdown(expectations_text())
 
 
 @contextmanager

@@ -1,0 +1,80 @@
+"""Compare finished runs: `python -m cifar_helpers compare RUN_DIR...` and notebook 06's table.
+
+Reads each run folder's metrics.json (written last, so only finished studies count) and lists
+accuracy, time, and only the settings in which the runs differ.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+from .errors import OutputError
+from .report import RESULT_MARKER
+
+IGNORED_SETTINGS = ("out",)  # where a run was written says nothing about what it computed
+
+
+def load_finished_run(folder: str | Path) -> dict:
+    """The metrics.json of a finished run, or an OutputError that says what to do."""
+    path = Path(folder) / RESULT_MARKER
+    if not path.is_file():
+        raise OutputError(f"{folder}: no finished run here ({RESULT_MARKER} is missing); finish it "
+                          f"with `python -m cifar_helpers train --out {folder}` (same settings)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{path}: cannot read it ({exc})") from None
+
+
+def differing_settings(configs: Sequence[dict]) -> list[str]:
+    """The names of the settings whose values are not the same in every run."""
+    names = [name for name in configs[0] if name not in IGNORED_SETTINGS]
+    return [name for name in names if len({repr(c.get(name)) for c in configs}) > 1]
+
+
+def seconds_per_epoch(phase: dict | None) -> float:
+    """Wall-clock seconds per epoch trained in a phase (NaN when it was loaded, not trained)."""
+    epochs = (phase or {}).get("epochs_trained_here", 0)
+    return phase["seconds"] / epochs if epochs else math.nan
+
+
+def comparison_rows(runs: dict[str, dict]) -> list[dict]:
+    """One row per run (name -> metrics): accuracy, time, and the settings that differ."""
+    differing = differing_settings([metrics["config"] for metrics in runs.values()])
+    return [{
+        "run": name,
+        "test accuracy": metrics["test_accuracy"],
+        "best val accuracy": max(metrics["history"]["val_accuracy"]),
+        "epochs": len(metrics["history"]["epoch"]),
+        "phase 1 s/epoch": seconds_per_epoch(metrics["phases"].get("head")),
+        "phase 2 s/epoch": seconds_per_epoch(metrics["phases"].get("finetune")),
+        "total s": metrics["total_seconds"],
+        **{name: metrics["config"].get(name) for name in differing},
+    } for name, metrics in runs.items()]
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table, numbers rounded for reading."""
+    def cell(value) -> str:
+        return f"{value:.3f}" if isinstance(value, float) and abs(value) < 10 else (
+            f"{value:.0f}" if isinstance(value, float) else str(value))
+
+    columns = list(rows[0])
+    cells = [[cell(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    lines = [columns, *cells]
+    return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
+def compare_folders(folders: Sequence[str | Path]) -> str:
+    """The comparison table of finished run folders, named by folder (parent/name if needed)."""
+    paths = [Path(folder).resolve() for folder in folders]
+    names = [path.name for path in paths]
+    if len(set(names)) < len(names):
+        names = [f"{path.parent.name}/{path.name}" for path in paths]
+    return format_table(comparison_rows({name: load_finished_run(path)
+                                         for name, path in zip(names, paths)}))

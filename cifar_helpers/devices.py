@@ -1,0 +1,85 @@
+"""Which devices train: one, or every GPU of the machine through tf.distribute.MirroredStrategy.
+
+`distribute='auto'` mirrors over the GPUs when there is more than one (Kaggle's 2×T4, lab
+workstations), otherwise it keeps TensorFlow's default strategy. To try mirroring without GPUs,
+`CIFAR_LOGICAL_CPUS=N` splits the CPU into N logical devices; that must happen before TensorFlow
+initialises its devices (`split_cpu`: the CLI calls it at start-up, a notebook in its first cell).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import ConfigError
+
+LOGICAL_CPUS_ENV = "CIFAR_LOGICAL_CPUS"
+
+
+def requested_logical_cpus(environ=None) -> int:
+    """The number of logical CPU devices asked for in CIFAR_LOGICAL_CPUS (1 when unset)."""
+    raw = (os.environ if environ is None else environ).get(LOGICAL_CPUS_ENV, "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{LOGICAL_CPUS_ENV} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+def split_cpu(environ=None) -> int:
+    """Split the CPU into CIFAR_LOGICAL_CPUS logical devices; returns how many there are.
+
+    TensorFlow fixes its devices when it first uses them; after that a split is refused with a
+    ConfigError that says what to do instead.
+    """
+    count = requested_logical_cpus(environ)
+    if count == 1:
+        return 1
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError:
+        present = len(tf.config.list_logical_devices("CPU"))
+        if present == count:
+            return count  # split already, e.g. by an earlier call in the same process
+        raise ConfigError(
+            f"{LOGICAL_CPUS_ENV}={count} came too late: TensorFlow already runs on {present} "
+            "CPU device(s). Set it before TensorFlow starts: in a notebook, restart the kernel and "
+            "set it in the first cell; on the command line, in the environment of "
+            "`python -m cifar_helpers`.") from None
+    return count
+
+
+def training_devices() -> list[str]:
+    """The devices a mirrored strategy would use: every GPU, else every logical CPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return [device.name for device in (gpus or tf.config.list_logical_devices("CPU"))]
+
+
+def resolve_strategy(requested: str):
+    """The tf.distribute strategy for `distribute` = 'auto' | 'off' | 'mirrored'.
+
+    'auto' mirrors when more than one GPU is visible; 'mirrored' always does, over every GPU or,
+    without GPUs, over the logical CPU devices (CIFAR_LOGICAL_CPUS).
+    """
+    import tensorflow as tf
+
+    if requested == "off" or (requested == "auto"
+                              and len(tf.config.list_logical_devices("GPU")) < 2):
+        return tf.distribute.get_strategy()
+    return tf.distribute.MirroredStrategy(devices=training_devices())
+
+
+def describe_strategy(strategy) -> dict:
+    """What a run records about its devices: strategy, replica count, device names."""
+    import tensorflow as tf
+
+    mirrored = isinstance(strategy, tf.distribute.MirroredStrategy)
+    devices = (list(strategy.extended.worker_devices) if mirrored
+               else training_devices()[:1])  # TensorFlow's default placement: GPU 0, else CPU
+    return {"strategy": "mirrored" if mirrored else "default",
+            "replicas": strategy.num_replicas_in_sync, "devices": devices}

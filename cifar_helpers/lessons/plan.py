@@ -1,0 +1,126 @@
+"""Notebook 06's study plan: which variants run, on how much data, and how long the rest will take.
+
+Every variant is one change from the baseline. The default plan is sized for one free Colab
+session (a training subset and fewer epochs); the costly variants are listed but opt-in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+from ..config import Config
+
+# name -> the one change it makes to the baseline (a function of the baseline)
+VARIANTS: dict[str, Callable[[Config], dict]] = {
+    "baseline": lambda base: {},
+    "augment": lambda base: {"augment": True},
+    "cosine": lambda base: {"lr_schedule": "cosine"},
+    "plateau": lambda base: {"lr_schedule": "plateau"},
+    "label_smoothing": lambda base: {"label_smoothing": 0.1},
+    "fine_tune_conv5": lambda base: {"fine_tune_at": "conv5"},
+    "fine_tune_conv4": lambda base: {"fine_tune_at": "conv4"},
+    "scratch": lambda base: {"recipe": "scratch"},
+    "size_64": lambda base: {"image_size": 64},
+    "size_128": lambda base: {"image_size": 128},
+    "longer_early_stop": lambda base: {"epochs_finetune": 2 * base.epochs_finetune,
+                                       "early_stopping_patience": 3},
+}
+DEFAULT_PLAN = ("baseline", "augment", "cosine", "label_smoothing", "fine_tune_conv5", "scratch")
+# One free Colab session: a fifth of the training images, 5 + 5 epochs per variant.
+SESSION = {"train_limit": 10_000, "epochs_head": 5, "epochs_finetune": 5}
+# The quick profile (CI): tiny runs that only show the mechanics.
+SHRUNK = {"train_limit": 100, "test_limit": 50, "epochs_head": 1, "epochs_finetune": 1}
+
+
+def plan_base(config: Config, size: str) -> Config:
+    """The baseline every variant changes: 'session' (default), 'full' (the whole seed study),
+    or 'shrunk' (CI)."""
+    sizes = {"session": SESSION, "full": {}, "shrunk": SHRUNK}
+    if size not in sizes:
+        raise ValueError(f"size must be one of {', '.join(sizes)}; Received: size={size!r}")
+    changes = dict(sizes[size])
+    if config.train_limit and changes.get("train_limit", 0) > config.train_limit:
+        changes["train_limit"] = config.train_limit  # never more data than the profile has
+    return dataclasses.replace(config, **changes)
+
+
+def variant_config(base: Config, name: str, out_root: str | Path) -> Config:
+    """The baseline with one variant's change, written to its own folder out_root/name."""
+    return dataclasses.replace(base, **VARIANTS[name](base), out=str(Path(out_root) / name))
+
+
+def relative_cost(config: Config, base: Config) -> float:
+    """Compute of a variant in baseline runs, counting a phase-2 epoch as 3 phase-1 epochs.
+
+    Upper bound: a frozen-base epoch costs about a third of a fully trained one (measured on
+    our 2-core CPU: about 750 vs 200 images/s); fine-tuning fewer stages costs less than
+    counted; upsampling multiplies the pixels.
+    """
+    def units(c: Config) -> float:
+        head = 3 if c.recipe == "scratch" else 1
+        return (c.image_size / 32) ** 2 * (c.epochs_head * head + 3 * c.epochs_finetune)
+
+    return units(config) / units(base)
+
+
+def describe_plan(base: Config, chosen: tuple[str, ...]) -> str:
+    """One line per variant: its change, whether it runs, and its cost in baseline runs."""
+    lines = [f"baseline: {base.train_limit or 'all'} training images, {base.epochs_head} + "
+             f"{base.epochs_finetune} epochs, weights {base.weights}"]
+    for name in VARIANTS:
+        config = variant_config(base, name, "")
+        change = ", ".join(f"{k}={v}" for k, v in VARIANTS[name](base).items()) or "seed recipe"
+        runs = "runs   " if name in chosen else "opt-in "
+        lines.append(f"  {runs}{name:<18} {change:<46} ×{relative_cost(config, base):.1f}")
+    total = sum(relative_cost(variant_config(base, name, ""), base) for name in chosen)
+    lines.append(f"{len(chosen)} variants, about {total:.1f} baseline runs of compute")
+    return "\n".join(lines)
+
+
+def finished_metrics(config: Config) -> dict | None:
+    """The metrics of a finished run in config.out with exactly these settings, if there is one."""
+    metrics_file = Path(config.out) / "metrics.json"
+    if metrics_file.exists():
+        metrics = json.loads(metrics_file.read_text())
+        if metrics.get("config") == dataclasses.asdict(config):
+            return metrics
+    return None
+
+
+class PlanProgress(keras.callbacks.Callback):
+    """Pass to the first variant's run: after the first epoch of each phase, print the time per
+    epoch; after phase 2's, the estimated time of the whole plan.
+
+    A first epoch includes building the training graph, so the estimate errs high.
+    """
+
+    def __init__(self, plan: dict[str, Config], log: Callable[[str], None] = print):
+        super().__init__()
+        self.plan, self.log, self.per_epoch = plan, log, {}
+        self.first = next(iter(plan.values()))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        phase = "head" if epoch < self.first.epochs_head else "finetune"
+        if phase in self.per_epoch:
+            return
+        self.per_epoch[phase] = time.perf_counter() - self.started
+        self.log(f"[plan] {phase} epoch: {self.per_epoch[phase]:.1f} s (first epoch)")
+        if phase == "finetune":
+            self.log(f"[plan] estimated time of all {len(self.plan)} variants: "
+                     f"{self.estimate() / 60:.1f} min (upper bound)")
+
+    def estimate(self) -> float:
+        """Seconds for the whole plan: the first variant's measured epochs, scaled by each
+        variant's relative cost."""
+        first_run = (self.first.epochs_head * self.per_epoch.get("head", 0.0)
+                     + self.first.epochs_finetune * self.per_epoch["finetune"])
+        return first_run * sum(relative_cost(config, self.first) for config in self.plan.values())
