@@ -113,7 +113,7 @@ environment_report()
 config = load_config()
 SETTINGS_USED = ("data", "weights", "train_limit", "test_limit", "val_fraction", "seed",
                  "batch_size", "epochs_head", "lr_head", "epochs_finetune", "lr_finetune",
-                 "early_stopping_patience", "out")
+                 "fine_tune_at", "early_stopping_patience", "out")
 print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
@@ -159,7 +159,8 @@ assert phase1_history["epoch"] == list(range(1, config.epochs_head + 1))
 #
 # 1. fine-tune only **after** the head is trained (a random head would send large, noisy gradients
 #    into the base);
-# 2. unfreeze every ResNet50 layer **except BatchNormalization** (section 3);
+# 2. unfreeze every ResNet50 layer **except BatchNormalization** (section 3) — or, with
+#    `fine_tune_at="conv5"`, only the last stage (section 6 below and notebook 06);
 # 3. **compile again**;
 # 4. train with a **low learning rate**: Adam at 1e-5, 100 times lower than phase 1, so the
 #    pretrained weights are nudged rather than overwritten.
@@ -311,6 +312,22 @@ show_expectations()
 # The quick-profile numbers above (random weights, 270 training images, 1 + 1 epochs) are **not**
 # meaningful accuracies; any difference between the columns is noise. They only prove that the
 # pipeline runs.
+
+# %% [markdown]
+# ### Two controls for this comparison (run in notebook 06)
+#
+# The table says how much phase 2 added to phase 1. Two more runs say *why*, and notebook 06 runs
+# both next to the seed recipe:
+#
+# - **Fine-tune less** (`fine_tune_at="conv5"`, CLI `--fine-tune-at conv5`): phase 2 unfreezes
+#   only ResNet50's last stage, as TensorFlow's tutorial (`fine_tune_at`) and handson-ml3 do. If it
+#   comes close to the full fine-tuning, the gain comes mostly from adapting the most
+#   ImageNet-specific features; the early, generic filters could stay as they are (and phase 2
+#   gets cheaper).
+# - **No transfer at all** (`recipe="scratch"`, CLI `--recipe scratch`): the same network from
+#   random weights, every layer (BatchNorm included) trained from the first epoch at phase 1's
+#   learning rate for the same total epochs — d2l's `scratch_net`. The gap to the fine-tuned model is
+#   what ImageNet pretraining buys on CIFAR-10 at 32×32.
 
 # %% [markdown]
 # ## 7. The result, kept for notebook 05

@@ -34,19 +34,24 @@
 # - how the package implements them: Keras preprocessing layers *inside* the model, a cosine
 #   schedule with warm-up or `ReduceLROnPlateau`, a smoothed cross-entropy, per-batch resizing;
 # - why ResNet50's last stage sees a 1×1 map at 32×32, and what upsampling changes;
-# - how to run a fair comparison (same data, same seed, one change per run) and read it honestly.
+# - two controls: fine-tuning only the last stage(s), and training the same network from scratch;
+# - how to run a fair comparison (same data, same seed, one change per run) that fits your
+#   session, and read it honestly.
 #
 # **Time**
 #
-# - Quick profile (CI, workshops): about 125–135 s on a 2-core CPU (measured under nbval, two runs):
-#   six tiny training runs of roughly 20–30 s each, most of it building the training graphs.
-# - Full seed profile: every variant is a complete study. On a 2-core CPU one 32×32 run takes
-#   roughly an hour (derived from measured throughput: about 10 minutes for phase 1 and 40 for
-#   phase 2), so the six 32×32 variants alone take about six hours, and the upsampled runs more (the
-#   convolution work grows with the pixel count: 4× at 64×64, 16× at 128×128). This part is a job
-#   for a GPU runtime.
-# - Colab T4 GPU: not measured by us yet — the timing cells and the results table print it on your
-#   runtime.
+# - Quick profile (CI, workshops): about 145 s on a 2-core CPU (measured once under nbval): four tiny
+#   training runs, most of their time spent building the training graphs.
+# - Default plan in the seed profile (`PLAN_SIZE = "session"`: six variants, 10,000 training
+#   images, 5 + 5 epochs each): about 6.5 baseline runs of compute. On a 2-core CPU a baseline run
+#   takes roughly 5 minutes (derived from measured throughput: about 750 images/s in phase 1 and
+#   200 in phase 2), so the plan takes roughly 35 minutes there. The notebook prints its own
+#   estimate after the first variant's first epochs.
+# - `PLAN_SIZE = "full"`: every variant is a complete seed study, roughly an hour each on a 2-core
+#   CPU (derived the same way), more for the upsampled ones (4× the convolution work at 64×64,
+#   16× at 128×128): a job for a GPU runtime.
+# - Colab or Kaggle GPU: not measured by us yet — the estimate and the results table print it on
+#   your runtime.
 
 # %% [markdown]
 # **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
@@ -97,7 +102,6 @@ require_supported()  # a runtime older than the course supports: one sentence on
 
 # %%
 import dataclasses
-import json
 from pathlib import Path
 
 import keras
@@ -109,8 +113,11 @@ from cifar_helpers import load_config
 from cifar_helpers.config import describe
 from cifar_helpers.lessons.course import (environment_report, show_expectations, show_source,
                                           timed)
-from cifar_helpers.model import augmentation, build_model
+from cifar_helpers.compare import comparison_rows
 from cifar_helpers.data import prepare_data
+from cifar_helpers.lessons.plan import (DEFAULT_PLAN, PlanProgress, describe_plan,
+                                        finished_metrics, plan_base, variant_config)
+from cifar_helpers.model import augmentation, build_model, set_trainable_for, unfreeze_base
 from cifar_helpers.study import run_study
 from cifar_helpers.training import compile_model, learning_rate_for, standard_callbacks
 
@@ -119,7 +126,7 @@ config = load_config()
 SETTINGS_USED = ("profile", "data", "weights", "train_limit", "test_limit", "val_fraction",
                  "seed", "batch_size", "epochs_head", "lr_head", "epochs_finetune", "lr_finetune",
                  "augment", "lr_schedule", "label_smoothing", "early_stopping_patience",
-                 "image_size", "out")
+                 "image_size", "fine_tune_at", "recipe", "out")
 print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
@@ -128,8 +135,9 @@ print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all sett
 # `CIFAR_PROFILE=quick`) and lets you override any setting, in code —
 # `config = load_config(epochs_finetune=5)` — or with an environment variable such as
 # `CIFAR_EPOCHS_FINETUNE=5`. The settings this notebook is about are `augment`, `lr_schedule`,
-# `label_smoothing`, `early_stopping_patience` and `image_size`; all of them are off (or 32) in
-# the seed recipe. The cell prints only the settings this notebook uses; `print(describe(config))`
+# `label_smoothing`, `early_stopping_patience` and `image_size`, plus the two controls
+# `fine_tune_at` and `recipe`; all of them are off (or 32, `all`, `transfer`) in the seed recipe.
+# The cell prints only the settings this notebook uses; `print(describe(config))`
 # lists all of them.
 
 # %% [markdown]
@@ -342,111 +350,114 @@ show_source(build_model)
 # on a small GPU).
 
 # %% [markdown]
-# ## 6. The comparison: one change at a time
+# ## 6. Two controls: fine-tune less, or do not transfer at all
 #
-# Each variant below is a complete study (`run_study`, the function behind
+# Two questions every transfer-learning study should answer, each a setting of the package:
+#
+# - **How much of the base needs fine-tuning?** `fine_tune_at="conv5"` unfreezes only
+#   ResNet50's last stage in phase 2 (TensorFlow's transfer-learning tutorial calls this
+#   `fine_tune_at`; handson-ml3 unfreezes the top of the base the same way). The early stages
+#   detect edges and textures that suit any image; the last stage holds the most
+#   ImageNet-specific features. If the `fine_tune_conv5` row comes close to the baseline, most of
+#   the gain of phase 2 comes from adapting the last stage.
+# - **What does pretraining buy?** `recipe="scratch"` is the control d2l calls `scratch_net`:
+#   random weights, and every layer — BatchNorm included, normalising with batch statistics —
+#   trains from the first epoch at phase 1's learning rate, for the same total epochs. (Not the
+#   same as `weights="none"`, which runs the transfer recipe on random weights: a frozen random
+#   base, then 1e-5.) The gap between `baseline` and `scratch` is what ImageNet contributes.
+#
+# Both are one line of the freezing rules:
+
+# %%
+show_source(unfreeze_base)
+
+# %%
+show_source(set_trainable_for)
+
+# %% [markdown]
+# ## 7. The plan: which variants, on how much data
+#
+# Each variant is a complete study (`run_study`, the function behind
 # `python -m cifar_helpers train`): same data split, same seed, same epochs, with exactly one
-# setting changed from the baseline — the seed recipe as configured above. Each run writes its own
-# folder under `config.out`/`improvements` (model, training log, curves, `metrics.json`), and the
-# table is built from what the runs return, so it shows numbers from *your* runtime.
+# setting changed from the baseline. Every full seed-profile study is 10 + 10 epochs on 45,000
+# images; eight of them are GPU-hours. So the default plan is sized for **one free Colab session**:
 #
-# **Quick profile:** the runs are shrunk further so the notebook stays fast (100 training images,
-# 50 test images, 1 + 1 epochs), and only the six cheap variants run. With random weights and 90
-# training images **these accuracies are noise**: they only show the mechanics. In the seed profile
-# (ImageNet weights, all of CIFAR-10) the table means something, and two more variants run:
-# 128×128 input, and twice the fine-tuning epochs with early stopping (patience 3).
+# - `PLAN_SIZE = "session"`: 10,000 training images and 5 + 5 epochs per variant, and the six
+#   variants of `DEFAULT_PLAN`. The costly ones (64×64 and 128×128 input, twice the fine-tuning
+#   epochs) are listed but opt-in: add their names to `CHOSEN`.
+# - `PLAN_SIZE = "full"`: every variant as the complete seed study (a long GPU job).
+# - The quick profile (CI) shrinks the runs to 100 images and 1 + 1 epochs, and runs four of the
+#   variants: only the mechanics.
 #
-# To run fewer variants, delete entries from `variants`. A variant whose folder already holds a
-# finished run with identical settings is loaded instead of trained again (handy after a Colab
-# disconnect; `run_study` itself resumes an interrupted run from its last finished epoch).
+# The plan prints first, each variant's cost in baseline runs (from its pixels and epochs). After
+# the first epoch of each phase of the first variant, the notebook prints the measured time per
+# epoch and the estimated time of the whole plan, so you can stop early and shorten `CHOSEN`.
 
 # %%
-SHRINK = config.profile == "quick"
-base_config = (dataclasses.replace(config, train_limit=100, test_limit=50, epochs_head=1,
-                                   epochs_finetune=1) if SHRINK else config)
-variants = {
-    "baseline": {},
-    "augment": {"augment": True},
-    "cosine": {"lr_schedule": "cosine"},
-    "plateau": {"lr_schedule": "plateau"},
-    "label_smoothing": {"label_smoothing": 0.1},
-    "size_64": {"image_size": 64},
-}
-if not SHRINK:
-    variants["size_128"] = {"image_size": 128}
-    variants["longer_early_stop"] = {"epochs_finetune": 2 * config.epochs_finetune,
-                                     "early_stopping_patience": 3}
-print(f"{len(variants)} variants on {base_config.train_limit or 'all'} training images, "
-      f"{base_config.epochs_head} + {base_config.epochs_finetune} epochs, weights {base_config.weights}")
+PLAN_SIZE = "shrunk" if config.profile == "quick" else "session"  # or "full"
+CHOSEN = DEFAULT_PLAN  # e.g. DEFAULT_PLAN + ("size_64",) to add an opt-in variant
+if PLAN_SIZE == "shrunk":  # CI: four tiny runs show the mechanics of the loop and the table
+    CHOSEN = ("baseline", "augment", "fine_tune_conv5", "scratch")
 
+base_config = plan_base(config, PLAN_SIZE)
+improvements = Path(config.out) / "improvements"
+plan = {name: variant_config(base_config, name, improvements) for name in CHOSEN}
+print(describe_plan(base_config, CHOSEN))
+
+# %% [markdown]
+# Each run writes its own folder under `config.out`/`improvements` (model, training log, curves,
+# `metrics.json`). A variant whose folder already holds a finished run with identical settings is
+# loaded instead of trained again (handy after a disconnect; `run_study` itself resumes an
+# interrupted run from its last finished epoch).
 
 # %%
-def finished_run(run_config) -> dict | None:
-    """The metrics of a finished run in run_config.out with exactly these settings, if there is one."""
-    metrics_file = Path(run_config.out) / "metrics.json"
-    if metrics_file.exists():
-        metrics = json.loads(metrics_file.read_text())
-        if metrics.get("config") == dataclasses.asdict(run_config):
-            return metrics
-    return None
-
-
+QUIET = PLAN_SIZE == "shrunk"
+progress = PlanProgress(plan)
 results = {}
-for name, change in variants.items():
-    run_config = dataclasses.replace(base_config, **change,
-                                     out=str(Path(config.out) / "improvements" / name))
-    results[name] = finished_run(run_config)
+for name, run_config in plan.items():
+    results[name] = finished_metrics(run_config)
     if results[name] is not None:
         print(f"{name}: loaded the finished run in {run_config.out}")
         continue
     keras.backend.clear_session()  # drop the previous variant's model and graphs
-    with timed(f"{name} ({', '.join(f'{k}={v}' for k, v in change.items()) or 'seed recipe'})"):
-        results[name] = run_study(run_config, log=(lambda message: None) if SHRINK else print,
-                                  verbose=0 if SHRINK else 2)
+    with timed(name):
+        results[name] = run_study(run_config, log=(lambda message: None) if QUIET else print,
+                                  verbose=0 if QUIET else 2,
+                                  callbacks=[progress] if name == CHOSEN[0] else [])
 
 # %% [markdown]
 # Every variant must have finished with finite losses in every epoch of both phases:
 
 # %%
 # extra code – check that the cells above did what the text says
-assert set(results) == set(variants)
+assert set(results) == set(CHOSEN)
 for name, metrics in results.items():
-    assert (Path(config.out) / "improvements" / name / "metrics.json").exists(), name
+    assert (improvements / name / "metrics.json").exists(), name
     assert 0.0 <= metrics["test_accuracy"] <= 1.0, name
     assert all(np.isfinite(metrics["history"]["loss"] + metrics["history"]["val_loss"])), name
     assert set(metrics["phases"]) == {"head", "finetune"}, name
+assert set(progress.per_epoch) <= {"head", "finetune"}
 
 # %% [markdown]
-# ## 7. The results table
+# ## 8. The results table
 #
-# Seconds per epoch are wall-clock time of each phase divided by its epochs, so they include
-# building the training graph and saving checkpoints: with one short epoch (quick profile) that
-# overhead is most of the number. In the `fast` profile phase 1 runs on cached features except with
-# augmentation, so compare the augment row's phase-1 time with care there.
+# `comparison_rows` makes the table (the same function as `python -m cifar_helpers compare`): test
+# and best validation accuracy, epochs, seconds per epoch of each phase, total seconds, and the
+# settings in which the runs differ. Seconds per epoch are wall-clock time of each phase divided by
+# its epochs, so they include building the training graph and saving checkpoints: with one short
+# epoch (quick profile) that overhead is most of the number. In the `fast` profile phase 1 runs
+# on cached features except with augmentation or the scratch control, so compare their phase-1
+# times with care there.
 
 # %%
-def seconds_per_epoch(phase: dict) -> float:
-    epochs = phase["epochs_trained_here"]
-    return phase["seconds"] / epochs if epochs else float("nan")
-
-
-table = pd.DataFrame([{
-    "variant": name,
-    "settings": ", ".join(f"{k}={v}" for k, v in variants[name].items()) or "seed recipe",
-    "test accuracy": metrics["test_accuracy"],
-    "best val accuracy": max(metrics["history"]["val_accuracy"]),
-    "epochs trained": len(metrics["history"]["epoch"]),
-    "phase 1 s/epoch": seconds_per_epoch(metrics["phases"]["head"]),
-    "phase 2 s/epoch": seconds_per_epoch(metrics["phases"]["finetune"]),
-    "precision": metrics["precision"],
-} for name, metrics in results.items()]).set_index("variant")
+table = pd.DataFrame(comparison_rows(results)).set_index("run")
 if "baseline" in table.index:
     table["vs baseline"] = table["test accuracy"] - table.loc["baseline", "test accuracy"]
 table.round(3)
 
 # %%
 # extra code – check that the cells above did what the text says
-assert len(table) == len(variants) and list(table.index) == list(variants)
+assert list(table.index) == list(CHOSEN)
 assert table["test accuracy"].between(0, 1).all() and table["best val accuracy"].between(0, 1).all()
 assert (table["phase 1 s/epoch"] > 0).all() and (table["phase 2 s/epoch"] > 0).all()
 
@@ -462,8 +473,8 @@ if "baseline" in table.index:
 plt.xticks(positions, table.index, rotation=30, ha="right")
 plt.ylabel("accuracy")
 plt.ylim(0, 1)
-plt.title(f"One change at a time ({config.profile} profile"
-          + (", shrunk: numbers are noise)" if SHRINK else ")"))
+plt.title(f"One change at a time ({config.profile} profile, plan {PLAN_SIZE}"
+          + (": numbers are noise)" if QUIET else ")"))
 plt.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -479,8 +490,8 @@ show_expectations()
 
 # %% [markdown]
 # The published networks ran at their ImageNet input size; the seed recipe runs ResNet50 at
-# 32×32. The `size_64` (and, in the seed profile, `size_128`) rows measure on your runtime how much
-# of that gap upsampling closes, and at what cost.
+# 32×32. The opt-in `size_64` and `size_128` variants measure on your runtime how much of that gap
+# upsampling closes, and at what cost.
 #
 # The quick-profile numbers above (random weights, 90 training images, 1 + 1 epochs) are **not**
 # meaningful accuracies: expect values near guessing (10%) that jump around from variant to
@@ -492,6 +503,14 @@ show_expectations()
 #
 # ```bash
 # python -m cifar_helpers train --augment --image-size 64 --lr-schedule cosine --label-smoothing 0.1 --early-stopping-patience 3
+# python -m cifar_helpers train --fine-tune-at conv5 --out runs/conv5-only
+# python -m cifar_helpers train --recipe scratch --out runs/scratch
+# ```
+#
+# and the same table for runs made on the command line (or for the folders of this notebook):
+#
+# ```bash
+# python -m cifar_helpers compare runs/seed runs/conv5-only runs/scratch
 # ```
 
 # %% [markdown]
