@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     command = args.pop("command")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        if command == "train":
+            from .devices import split_cpu
+
+            split_cpu()  # CIFAR_LOGICAL_CPUS: only possible before TensorFlow starts
         if command == "compare":
             from .compare import compare_folders
 

@@ -69,6 +69,10 @@ class Config:
     lr_schedule: str = setting("constant", "learning-rate rule in both phases",
                                choices=("constant", "cosine", "plateau"))
     label_smoothing: float = setting(0.0, "label smoothing of the loss, e.g. 0.1")
+    distribute: str = setting("auto", "devices: auto mirrors over all GPUs when there are 2 or "
+                              "more; off: one device; mirrored: always (GPUs, else the "
+                              "CIFAR_LOGICAL_CPUS devices)", choices=("auto", "off", "mirrored"),
+                              scope="place")
     download_timeout: float = setting(15.0, "seconds before a dead network counts as offline",
                                       scope="place")
     out: str = setting("", "run folder: models, log, metrics, figures "

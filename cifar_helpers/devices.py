@@ -60,16 +60,35 @@ def training_devices() -> list[str]:
     return [device.name for device in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
-def resolve_strategy(requested: str):
+def keras_scales_replica_losses() -> bool:
+    """Whether this Keras divides each replica's loss by the number of replicas (Keras 3.8 on,
+    keras-team/keras#20609); before, `fit` under MirroredStrategy sums unscaled gradients."""
+    import importlib
+
+    return hasattr(importlib.import_module("keras.src.losses.loss"), "scale_loss_for_distribution")
+
+
+def resolve_strategy(requested: str, log=print):
     """The tf.distribute strategy for `distribute` = 'auto' | 'off' | 'mirrored'.
 
     'auto' mirrors when more than one GPU is visible; 'mirrored' always does, over every GPU or,
-    without GPUs, over the logical CPU devices (CIFAR_LOGICAL_CPUS).
+    without GPUs, over the logical CPU devices (CIFAR_LOGICAL_CPUS). Never on a Keras that would
+    train wrongly under the strategy: 'mirrored' is refused there and 'auto' uses one device.
     """
     import tensorflow as tf
 
-    if requested == "off" or (requested == "auto"
-                              and len(tf.config.list_logical_devices("GPU")) < 2):
+    several_gpus = len(tf.config.list_logical_devices("GPU")) > 1
+    if requested == "off" or (requested == "auto" and not several_gpus):
+        return tf.distribute.get_strategy()
+    if not keras_scales_replica_losses():
+        import keras
+
+        reason = (f"Keras {keras.__version__} sums the replicas' gradients without scaling them "
+                  "(fixed in Keras 3.8)")
+        if requested == "mirrored":
+            raise ConfigError(f"distribute=mirrored needs Keras 3.8 or later: {reason}")
+        log(f"Training on one device although {len(training_devices())} GPUs are visible: "
+            f"{reason}. Upgrade Keras to use them all.")
         return tf.distribute.get_strategy()
     return tf.distribute.MirroredStrategy(devices=training_devices())
 

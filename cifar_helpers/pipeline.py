@@ -72,6 +72,7 @@ class Pipeline:
 
     def __init__(self, config: Config, log: Callable[[str], None] = print, verbose=None,
                  callbacks: Sequence[keras.callbacks.Callback] = ()):
+        from .devices import describe_strategy, resolve_strategy, split_cpu
         from .run_store import check_writable
         from .speed import resolve_precision
         from .training import fit_verbosity
@@ -80,6 +81,9 @@ class Pipeline:
         self.callbacks = list(callbacks)  # added to every fit, e.g. notebook 06's progress report
         self.verbose = fit_verbosity() if verbose is None else verbose
         check_writable(Path(config.out))  # before any download
+        split_cpu()  # CIFAR_LOGICAL_CPUS; says so clearly if TensorFlow started without it
+        self.strategy = resolve_strategy(config.distribute, log)
+        self.devices = describe_strategy(self.strategy)
         self.precision = resolve_precision(config.precision)
         if config.deterministic:
             import tensorflow as tf
@@ -87,12 +91,16 @@ class Pipeline:
         self.inputs = load_inputs(config)
         self.store = RunStore.open(config.out, config, resolved={
             "data": self.inputs.source, "weights": self.inputs.weights_used,
-            "precision": self.precision, "keras": keras.__version__})  # saved models' format
+            "precision": self.precision, "keras": keras.__version__,  # saved models' format
+            "distribute": self.devices["strategy"], "replicas": self.devices["replicas"]})
+        for note in self.store.notes:
+            log(note)
         self.model: keras.Model | None = None
         self.model_state: str | None = None  # the last phase whose weights the model holds
         self.resumed = False
         log(f"Data: {self.inputs.source} {self.inputs.sizes}; weights: {self.inputs.weights_used}; "
-            f"precision: {self.precision}; run folder: {self.store.folder}")
+            f"precision: {self.precision}; devices: {self.devices['replicas']} "
+            f"({self.devices['strategy']}); run folder: {self.store.folder}")
 
     def build_model(self, weights: str | None | bool = True) -> keras.Model:
         """A new model as the configuration says (seeded); it becomes the pipeline's model.
@@ -103,7 +111,7 @@ class Pipeline:
         from .speed import dtype_policy
 
         keras.utils.set_random_seed(self.config.seed)
-        with dtype_policy(self.precision):
+        with self.strategy.scope(), dtype_policy(self.precision):
             self.model = build_model_for(self.config, self.inputs.weights if weights is True
                                          else weights)
         self.model_state = None
@@ -127,13 +135,14 @@ class Pipeline:
             if self.model_state in later_phases(restart_from):
                 self.model = None  # it holds weights trained after the restart point
         self.resumed = bool(self.store.finished or self.store.in_progress)
-        self._restore_finished(wanted)
-        for phase in wanted:
-            if phase in self.store.finished:
-                self.log(f"\n== {self.title(phase)}: finished before, loaded from "
-                         f"{self.store.model_file(phase)} ==")
-            else:
-                self._train(phase)
+        with self.strategy.scope():  # every variable (model, optimizer, restored state) mirrored
+            self._restore_finished(wanted)
+            for phase in wanted:
+                if phase in self.store.finished:
+                    self.log(f"\n== {self.title(phase)}: finished before, loaded from "
+                             f"{self.store.model_file(phase)} ==")
+                else:
+                    self._train(phase)
         return self.model
 
     def title(self, phase: str) -> str:

@@ -52,6 +52,7 @@ class RunStore:
     resolved: dict = field(default_factory=dict)  # what 'auto' settings became: data, weights...
     finished: dict = field(default_factory=dict)  # phase -> {"settings", "resolved", "record"}
     in_progress: dict | None = None  # {"phase", "settings", "resolved"}
+    notes: list = field(default_factory=list)  # why recorded state was not kept, for the log
 
     @classmethod
     def open(cls, folder: str | Path, config: Config, resolved: dict | None = None) -> RunStore:
@@ -63,14 +64,17 @@ class RunStore:
             entry = saved.get("finished", {}).get(phase)
             if not (entry and store._made_here(entry, phase)
                     and store.model_file(phase).exists()):
+                store._note_unkept(entry, phase)
                 break
             store.finished[phase] = entry
         unkept = [phase for phase in PHASES if phase not in store.finished]
         current = saved.get("in_progress")
-        if unkept and current and current.get("phase") == unkept[0] \
-                and store._made_here(current, unkept[0]):
-            store.in_progress = current
-            unkept = unkept[1:]
+        if unkept and current and current.get("phase") == unkept[0]:
+            if store._made_here(current, unkept[0]):
+                store.in_progress = current
+                unkept = unkept[1:]
+            else:
+                store._note_unkept(current, unkept[0])
         if unkept:
             store._discard(unkept[0])
         store.save()
@@ -80,6 +84,17 @@ class RunStore:
         """Whether a recorded phase was made with this run's settings and resolved inputs."""
         return (entry.get("settings") == self.settings(phase)
                 and entry.get("resolved") == self.resolved)
+
+    def _note_unkept(self, entry: dict | None, phase: str) -> None:
+        """Say which recorded settings or resolved inputs (devices, weights...) changed."""
+        if not entry:
+            return
+        was = {**entry.get("settings", {}), **entry.get("resolved", {})}
+        now = {**self.settings(phase), **self.resolved}
+        changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in now if was.get(k) != now[k]]
+        if changed:
+            self.notes.append(f"{self.folder}: the recorded '{phase}' phase (and any later one) "
+                              f"is trained again, because {'; '.join(changed)}")
 
     def _read_manifest(self) -> dict:
         try:

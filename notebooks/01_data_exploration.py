@@ -82,9 +82,11 @@ if IS_COLAB or IS_KAGGLE:
         drive.mount("/content/drive")
         os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
 
+from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
 
 require_supported()  # a runtime older than the course supports: one sentence on what to do
+split_cpu()  # CIFAR_LOGICAL_CPUS=N: N CPU devices to try multi-device training (before TF starts)
 
 # %%
 import numpy as np

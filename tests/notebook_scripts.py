@@ -25,8 +25,9 @@ def run_notebook(stem: str, runs_dir: Path, **settings: str) -> subprocess.Compl
                           capture_output=True, text=True, timeout=900)
 
 
-def cli_train(runs_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python -m cifar_helpers train --profile quick ARGS` with the run store under `runs_dir`."""
+def cli_train(runs_dir: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    """`python -m cifar_helpers train --profile quick ARGS` with the run store under `runs_dir`
+    and extra environment `settings`."""
     return subprocess.run([sys.executable, "-m", "cifar_helpers", "train", "--profile", "quick",
-                           *args], env=environment(runs_dir), capture_output=True, text=True,
-                          timeout=900)
+                           *args], env=environment(runs_dir, **settings), capture_output=True,
+                          text=True, timeout=900)

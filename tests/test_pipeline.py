@@ -353,5 +353,6 @@ def test_scratch_control_continues_at_the_phase_one_rate(monkeypatch):
     train_ds = SimpleNamespace(cardinality=lambda: 3)
     train_from_scratch(model, train_ds, None, config, "finetune")
     assert (calls[0]["initial_epoch"], calls[0]["epochs"]) == (2, 5)
-    assert float(model.optimizer.learning_rate) == pytest.approx(config.lr_head)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(
+        config.lr_head)
     assert all(layer.trainable for layer in model.layers)
