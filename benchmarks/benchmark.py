@@ -88,11 +88,11 @@ def naive_epoch_seconds(model, x, y, repeats: int, label: str) -> float:
 def fast_phase2_model(precision: str, fast_ops: bool = True):
     """Our phase-2 model: mixed precision where the hardware has it, matmul convolutions and
     fused Adam (`fast_ops`), unfrozen but BatchNorm, compiled at the phase-2 learning rate."""
-    config = fast_config(precision=precision, fast_ops=fast_ops)
+    config = fast_config(precision=precision, fast_ops="on" if fast_ops else "off")
     with dtype_policy(precision):
         model = build_model_for(config, None)
     unfreeze_base(model)
-    compile_model(model, config.lr_finetune, fused_adam=config.fast_ops)
+    compile_model(model, config.lr_finetune, fused_adam=fast_ops)
     return model
 
 

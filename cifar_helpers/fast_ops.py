@@ -12,6 +12,19 @@ import keras
 from keras import ops
 
 
+def resolve_fast_ops(setting: str) -> bool:
+    """Whether the fast operations run: 'on', 'off', or 'auto' = on CPUs only.
+
+    They were measured to help on CPUs (README, Speed); on GPUs they have not been measured yet,
+    so 'auto' leaves GPUs to TensorFlow's own kernels until a measurement says otherwise.
+    """
+    if setting != "auto":
+        return setting == "on"
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
+
+
 @keras.saving.register_keras_serializable(package="cifar_helpers")
 class MatmulConv2D(keras.layers.Conv2D):
     """Conv2D that runs its pointwise cases as one matrix multiply: same weights, same sums.

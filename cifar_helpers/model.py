@@ -117,8 +117,9 @@ def build_model_for(config, weights: str | None) -> keras.Model:
     """`build_model` with the input size, augmentation and fast operations a configuration asks for."""
     model = build_model(weights, timeout=config.download_timeout, image_size=config.image_size,
                         augment=config.augment)
-    if config.fast_ops:
-        from .fast_ops import with_matmul_convolutions
+    from .fast_ops import resolve_fast_ops, with_matmul_convolutions
+
+    if resolve_fast_ops(config.fast_ops):
         model = with_matmul_convolutions(model)
     return model
 

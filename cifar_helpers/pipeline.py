@@ -73,6 +73,7 @@ class Pipeline:
     def __init__(self, config: Config, log: Callable[[str], None] = print, verbose=None,
                  callbacks: Sequence[keras.callbacks.Callback] = ()):
         from .devices import describe_strategy, resolve_strategy, split_cpu
+        from .fast_ops import resolve_fast_ops
         from .run_store import check_writable
         from .speed import resolve_precision
         from .training import fit_verbosity
@@ -85,6 +86,7 @@ class Pipeline:
         self.strategy = resolve_strategy(config.distribute, log)
         self.devices = describe_strategy(self.strategy)
         self.precision = resolve_precision(config.precision)
+        self.fast_ops = resolve_fast_ops(config.fast_ops)
         if config.deterministic:
             import tensorflow as tf
             tf.config.experimental.enable_op_determinism()
@@ -92,14 +94,15 @@ class Pipeline:
         self.store = RunStore.open(config.out, config, resolved={
             "data": self.inputs.source, "weights": self.inputs.weights_used,
             "precision": self.precision, "keras": keras.__version__,  # saved models' format
-            "distribute": self.devices["strategy"], "replicas": self.devices["replicas"]})
+            "distribute": self.devices["strategy"], "replicas": self.devices["replicas"],
+            "fast_ops": self.fast_ops})
         for note in self.store.notes:
             log(note)
         self.model: keras.Model | None = None
         self.model_state: str | None = None  # the last phase whose weights the model holds
         self.resumed = False
         log(f"Data: {self.inputs.source} {self.inputs.sizes}; weights: {self.inputs.weights_used}; "
-            f"precision: {self.precision}; devices: {self.devices['replicas']} "
+            f"precision: {self.precision}; fast ops: {'on' if self.fast_ops else 'off'}; devices: {self.devices['replicas']} "
             f"({self.devices['strategy']}); run folder: {self.store.folder}")
 
     def build_model(self, weights: str | None | bool = True) -> keras.Model:

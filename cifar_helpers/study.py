@@ -44,6 +44,7 @@ def build_metrics(pipeline, evaluation, seconds: float) -> dict:
         "data": {"requested": config.data, "used": inputs.source, **inputs.sizes},
         "weights": {"requested": config.weights, "used": inputs.weights_used},
         "precision": pipeline.precision,
+        "fast_ops": {"requested": config.fast_ops, "used": pipeline.fast_ops},
         "devices": pipeline.devices,  # strategy, replicas, device names
         "warnings": inputs.notices,
         "resumed": pipeline.resumed,

@@ -12,6 +12,7 @@ import keras
 
 from .config import Config, settings_varying_images
 from .errors import TrainingError
+from .fast_ops import resolve_fast_ops
 from .model import freeze_base, train_everything, unfreeze_base
 
 
@@ -122,7 +123,7 @@ def train_head(model: keras.Model, train_ds, val_ds, config: Config,
     freeze_base(model)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_head, config.epochs_head, steps_per_epoch(train_ds))
-    compile_model(model, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
+    compile_model(model, learning_rate, config.label_smoothing, fused_adam=resolve_fast_ops(config.fast_ops))
     with restartable(model):  # the tf.data pipeline shuffles (seeded), so fit must not
         history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
                             callbacks=[*callbacks, *schedule_callbacks], verbose=verbose,
@@ -156,7 +157,7 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
     train_ds, val_ds = feature_datasets(model, train, val, config, cache_dir)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_head, config.epochs_head, steps_per_epoch(train_ds))
-    compile_model(head, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
+    compile_model(head, learning_rate, config.label_smoothing, fused_adam=resolve_fast_ops(config.fast_ops))
     history = head.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
                        callbacks=[*callbacks, *schedule_callbacks], verbose=verbose, shuffle=False)
     return checked(history, first_epoch=0)
@@ -169,7 +170,7 @@ def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
     unfreeze_base(model, config.fine_tune_at)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_finetune, config.epochs_finetune, steps_per_epoch(train_ds))
-    compile_model(model, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
+    compile_model(model, learning_rate, config.label_smoothing, fused_adam=resolve_fast_ops(config.fast_ops))
     with restartable(model):  # epochs numbered after phase 1's, so the curves line up
         history = model.fit(train_ds, validation_data=val_ds, initial_epoch=config.epochs_head,
                             epochs=config.total_epochs, verbose=verbose, shuffle=False,
@@ -190,7 +191,7 @@ def train_from_scratch(model: keras.Model, train_ds, val_ds, config: Config, pha
     train_everything(model)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_head, last - first, steps_per_epoch(train_ds))
-    compile_model(model, learning_rate, config.label_smoothing, fused_adam=config.fast_ops)
+    compile_model(model, learning_rate, config.label_smoothing, fused_adam=resolve_fast_ops(config.fast_ops))
     with restartable(model):
         history = model.fit(train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
                             callbacks=[*callbacks, *schedule_callbacks], verbose=verbose,

@@ -248,17 +248,31 @@ assert all(layer.trainable for layer in head_layers(model))
 # %% [markdown]
 # ## 5. Compile, then train the head
 #
-# `compile_model` chooses what training optimises: Adam at `lr_head` (1e-3, Adam's default) on
-# categorical cross-entropy, reporting accuracy. The order matters: compile *after* setting
-# `trainable`. Keras builds its training step for the weights that are trainable at that moment;
-# notebook 04 unfreezes the base and therefore compiles again.
+# Compiling chooses what training optimises: Adam at phase 1's learning rate on categorical
+# cross-entropy (the labels are one-hot), reporting accuracy. The order matters: compile *after*
+# setting `trainable`. Keras builds its training step for the weights that are trainable at that
+# moment; notebook 04 unfreezes the base and therefore compiles again.
+#
+# Here is phase 1's compile step in plain Keras, with the study's hyperparameters as named values
+# (from the configuration, so they follow the profile you chose):
 
 # %%
-show_source(compile_model)
+LEARNING_RATE_HEAD = config.lr_head  # 1e-3: Adam's default, as in the seed study
+EPOCHS_HEAD = config.epochs_head  # 10 in the seed profile (1 in the quick profile)
+
+freeze_base(model)
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE_HEAD),
+              loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
+print(f"compiled: {type(model.optimizer).__name__} at {LEARNING_RATE_HEAD:g}, "
+      f"{trainable_count(model):,} trainable weights; training will run {EPOCHS_HEAD} epoch(s)")
 
 # %% [markdown]
-# `train_head` is phase 1: freeze (again; freezing twice is harmless), compile at `lr_head`, and
-# `fit` for `epochs_head` epochs. It stops with a clear error if the loss becomes NaN.
+# Training is then one call, `model.fit(train_ds, validation_data=val_ds, epochs=EPOCHS_HEAD)`.
+# The package's `train_head` makes exactly these calls — freeze, compile (through `compile_model`,
+# which adds the options of notebook 06: label smoothing, a learning-rate schedule, the `fast`
+# profile's fused Adam), `fit` — and stops with a clear error if the loss becomes NaN. A test
+# (`tests/test_training.py`) checks that the cell above compiles the model exactly as
+# `train_head` does, so the two cannot drift apart:
 
 # %%
 show_source(train_head)

@@ -102,10 +102,10 @@ def test_train_flags_are_exactly_the_config_fields():
 
 
 def test_train_flags_parse_to_typed_values_and_none_when_absent():
-    args = vars(cli.build_parser().parse_args(["train", "--augment", "--no-fast-ops",
+    args = vars(cli.build_parser().parse_args(["train", "--augment", "--fast-ops", "off",
                                                "--image-size", "64", "--lr-head", "2e-4"]))
     assert args.pop("command") == "train"
-    given = {"augment": True, "fast_ops": False, "image_size": 64, "lr_head": 2e-4}
+    given = {"augment": True, "fast_ops": "off", "image_size": 64, "lr_head": 2e-4}
     assert {name: args[name] for name in given} == given
     assert type(args["image_size"]) is int and type(args["lr_head"]) is float
     assert set(args) == set(field_types())

@@ -18,7 +18,7 @@ from cifar_helpers.run_store import RunStore
 
 # The fast pieces on (fused Adam, matmul convolutions, cached features), 90 training images in
 # global batches of 32: 3 steps per epoch, each split into two per-replica halves.
-FAST_PIECES = ("--fast-ops", "--feature-cache", "--train-limit", "100", "--test-limit", "20",
+FAST_PIECES = ("--fast-ops", "on", "--feature-cache", "--train-limit", "100", "--test-limit", "20",
                "--epochs-head", "2", "--epochs-finetune", "1", "--distribute", "mirrored")
 
 

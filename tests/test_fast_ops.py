@@ -44,7 +44,7 @@ def plain_and_fast_models():
     keras.utils.set_random_seed(0)
     plain = build_model_for(load_config("quick", environ={}), None)
     keras.utils.set_random_seed(0)
-    fast = build_model_for(load_config("quick", environ={}, fast_ops=True), None)
+    fast = build_model_for(load_config("quick", environ={}, fast_ops="on"), None)
     return plain, fast
 
 
@@ -100,7 +100,7 @@ def test_fused_adam_runs_the_one_pass_kernel():
     assert "ResourceApplyAdam" in {op.type for op in graph.get_operations()}
 
 
-@pytest.mark.parametrize("fast_ops, optimizer", [(True, FusedAdam), (False, keras.optimizers.Adam)])
+@pytest.mark.parametrize("fast_ops, optimizer", [("on", FusedAdam), ("off", keras.optimizers.Adam)])
 def test_each_phase_compiles_the_optimizer_fast_ops_asks_for(fast_ops, optimizer):
     from cifar_helpers.training import fine_tune, train_head
 
@@ -113,10 +113,26 @@ def test_each_phase_compiles_the_optimizer_fast_ops_asks_for(fast_ops, optimizer
 
 
 def test_fast_profile_and_cli_switch_fast_ops():
-    assert load_config("fast", environ={}).fast_ops
-    assert not load_config("seed", environ={}).fast_ops
+    assert load_config("fast", environ={}).fast_ops == "auto"
+    assert load_config("seed", environ={}).fast_ops == "off"
     parse = build_parser().parse_args
-    assert parse(["train", "--fast-ops"]).fast_ops is True
-    assert parse(["train", "--no-fast-ops"]).fast_ops is False
+    assert parse(["train", "--fast-ops", "on"]).fast_ops == "on"
     assert parse(["train"]).fast_ops is None  # the profile decides
-    assert load_config("fast", environ={"CIFAR_FAST_OPS": "0"}).fast_ops is False
+    assert load_config("fast", environ={"CIFAR_FAST_OPS": "off"}).fast_ops == "off"
+
+
+def test_auto_uses_the_fast_ops_on_cpus_only(monkeypatch):
+    """Measured to help on CPUs; not measured on GPUs, so 'auto' leaves GPUs alone."""
+    import tensorflow as tf
+
+    from cifar_helpers.fast_ops import resolve_fast_ops
+
+    assert resolve_fast_ops("on") is True and resolve_fast_ops("off") is False
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert resolve_fast_ops("auto") is True
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert resolve_fast_ops("auto") is False
+    config = load_config("fast", environ={})
+    model = build_model_for(config, None)  # on the "GPU": plain Conv2D layers
+    assert not any(isinstance(layer, MatmulConv2D) for layer in model.layers)

@@ -24,7 +24,7 @@ FINETUNE_SETTINGS = {"epochs_finetune", "lr_finetune"}
 # augment=True: phase 1 must train through the whole model there.
 UPSAMPLED = {"image_size": 64, "augment": True, "lr_schedule": "cosine", "label_smoothing": 0.1,
              "feature_cache": True}
-FAST = {"fast_ops": True, "feature_cache": True, "precision": "mixed_bfloat16"}
+FAST = {"fast_ops": "on", "feature_cache": True, "precision": "mixed_bfloat16"}
 
 
 def quick(out, **setting):
@@ -139,7 +139,7 @@ def test_pipeline_records_the_resolved_precision(tmp_path):
 
 
 def test_fast_ops_builds_matmul_convolutions(tmp_path, plain):
-    _, model = build(tmp_path, fast_ops=True)
+    _, model = build(tmp_path, fast_ops="on")
     convolutions = base_convolutions(model)
     assert len(convolutions) == 53 and all(type(c) is MatmulConv2D for c in convolutions)
     _, seed_model = plain

@@ -92,5 +92,5 @@ def test_mixed_bfloat16_model_keeps_preprocessing_and_output_in_float32():
 def test_fast_profile_settings():
     fast = load_config("fast", environ={})
     assert (fast.precision, fast.feature_cache, fast.fast_ops, fast.batch_size) == (
-        "auto", True, True, 128)
+        "auto", True, "auto", 128)
     assert (fast.epochs_head, fast.epochs_finetune, fast.lr_finetune) == (10, 10, 1e-5)

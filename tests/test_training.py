@@ -129,3 +129,43 @@ def test_progress_bars_on_terminals_one_line_per_epoch_in_logs(monkeypatch, ci, 
     monkeypatch.setattr(sys, "stdout", types.SimpleNamespace(isatty=lambda: tty))
     monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
     assert (fit_verbosity(), predict_verbosity()) == (fit, predict)
+
+
+def lesson_cell(notebook: str, first_line: str) -> str:
+    """The source of the code cell of a notebook's .py twin that starts with `first_line`."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "notebooks" / f"{notebook}.py").read_text()
+    cells = [cell.strip() for cell in text.split("# %%\n")]
+    found = [cell for cell in cells if cell.startswith(first_line)]
+    assert len(found) == 1, f"{notebook}: no single cell starts with {first_line!r}"
+    return found[0]
+
+
+@pytest.mark.parametrize("profile", ["seed", "quick"])
+def test_notebook_03_compiles_phase_1_exactly_as_train_head_does(monkeypatch, profile):
+    from types import SimpleNamespace
+
+    from cifar_helpers.model import freeze_base, trainable_count
+
+    config = load_config(profile, environ={})
+    cell = lesson_cell("03_head_training", "LEARNING_RATE_HEAD = config.lr_head")
+    in_notebook = build_model(weights=None)
+    namespace = {"keras": keras, "config": config, "model": in_notebook,
+                 "freeze_base": freeze_base, "trainable_count": trainable_count}
+    exec(compile(cell, "03_head_training.py", "exec"), namespace)
+    in_package = build_model(weights=None)
+    fits = []
+    monkeypatch.setattr(in_package, "fit", lambda *args, **kwargs: fits.append(kwargs)
+                        or SimpleNamespace(history={"loss": [1.0]}), raising=False)
+    train_head(in_package, SimpleNamespace(cardinality=lambda: 3), None, config)
+
+    assert namespace["EPOCHS_HEAD"] == fits[0]["epochs"] == config.epochs_head
+    assert type(in_notebook.optimizer) is type(in_package.optimizer) is keras.optimizers.Adam
+    rate = [float(keras.ops.convert_to_numpy(m.optimizer.learning_rate))
+            for m in (in_notebook, in_package)]
+    assert rate[0] == rate[1] == pytest.approx(config.lr_head)
+    assert in_notebook.loss.get_config() == in_package.loss.get_config()
+    assert [layer.trainable for layer in in_notebook.layers] == [
+        layer.trainable for layer in in_package.layers]
+    assert trainable_count(in_notebook) == trainable_count(in_package) == 271_178
