@@ -1,6 +1,7 @@
 """Test-session defaults: quick profile for the notebooks (nbval kernels inherit this environment)."""
 
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("CIFAR_PROFILE", "quick")
@@ -9,8 +10,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Notebooks run by nbval in one test process share a run store, as they would for a student;
 # processes (pytest-xdist workers) never share one, so two notebooks never write the same store
 # at once. Notebooks 03 -> 04 -> 05 -> 07 run in one process, in this order (scheduler below).
-os.environ.setdefault("CIFAR_RUNS_DIR", str(Path(__file__).parent / "runs"
-                                            / f"pytest-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"))
+# Workers inherit the controller's environment, so the base folder travels in a variable of its
+# own; each process starts from an empty store, so every session trains what it tests.
+RUNS_BASE = os.environ.setdefault("CIFAR_TEST_RUNS_BASE", os.environ.get("CIFAR_RUNS_DIR")
+                                  or str(Path(__file__).parent / "runs"))
+RUNS_DIR = Path(RUNS_BASE) / f"pytest-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+shutil.rmtree(RUNS_DIR, ignore_errors=True)
+os.environ["CIFAR_RUNS_DIR"] = str(RUNS_DIR)
 
 NOTEBOOK_CHAIN = ("03_head_training", "04_fine_tuning", "05_error_analysis",
                   "07_deeper_error_analysis")
