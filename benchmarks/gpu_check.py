@@ -133,8 +133,9 @@ def table(results: dict) -> str:
     rows = {**{f"phase 2, {name}": r for name, r in results["phase2"].items()},
             "phase-1 feature extraction, fast @ 32px": results["feature_extraction"]}
     for name, r in rows.items():
+        busy = ", ".join(map(str, r["cpu_seconds_per_second"]))
         lines.append(f"| {name} | {r['images_per_second']} | {r['precision']} | "
-                     f"{r.get('batch_size', 256)} | {', '.join(map(str, r['cpu_seconds_per_second']))} |")
+                     f"{r.get('batch_size', 256)} | {busy} |")
     quick = results["quick_study"]
     lines.append(f"\nQuick study end to end: {quick['seconds']} s ({quick['precision']}).")
     return "\n".join(lines)

@@ -64,7 +64,8 @@ def format_table(rows: list[dict]) -> str:
 
     columns = list(rows[0])
     cells = [[cell(row.get(column, "")) for column in columns] for row in rows]
-    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    widths = [max(len(column), *(len(line[i]) for line in cells))
+              for i, column in enumerate(columns)]
     lines = [columns, *cells]
     return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()
                      for line in lines)

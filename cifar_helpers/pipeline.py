@@ -102,8 +102,9 @@ class Pipeline:
         self.model_state: str | None = None  # the last phase whose weights the model holds
         self.resumed = False
         log(f"Data: {self.inputs.source} {self.inputs.sizes}; weights: {self.inputs.weights_used}; "
-            f"precision: {self.precision}; fast ops: {'on' if self.fast_ops else 'off'}; devices: {self.devices['replicas']} "
-            f"({self.devices['strategy']}); run folder: {self.store.folder}")
+            f"precision: {self.precision}; fast ops: {'on' if self.fast_ops else 'off'}; "
+            f"devices: {self.devices['replicas']} ({self.devices['strategy']}); "
+            f"run folder: {self.store.folder}")
 
     def build_model(self, weights: str | None | bool = True) -> keras.Model:
         """A new model as the configuration says (seeded); it becomes the pipeline's model.

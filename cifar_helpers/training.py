@@ -123,7 +123,8 @@ def train_head(model: keras.Model, train_ds, val_ds, config: Config,
     freeze_base(model)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_head, config.epochs_head, steps_per_epoch(train_ds))
-    compile_model(model, learning_rate, config.label_smoothing, fused_adam=resolve_fast_ops(config.fast_ops))
+    compile_model(model, learning_rate, config.label_smoothing,
+                  fused_adam=resolve_fast_ops(config.fast_ops))
     with restartable(model):  # the tf.data pipeline shuffles (seeded), so fit must not
         history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
                             callbacks=[*callbacks, *schedule_callbacks], verbose=verbose,
@@ -134,8 +135,8 @@ def train_head(model: keras.Model, train_ds, val_ds, config: Config,
 def uses_feature_cache(config: Config) -> bool:
     """Phase 1 may run on cached features: asked for, the base frozen, and no setting varies the
     images per epoch."""
-    return config.feature_cache and config.recipe == "transfer" and not any(getattr(config, name)
-                                            for name in settings_varying_images())
+    return (config.feature_cache and config.recipe == "transfer"
+            and not any(getattr(config, name) for name in settings_varying_images()))
 
 
 def train_head_on_cached_features(model: keras.Model, train, val, config: Config,
@@ -157,7 +158,8 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
     train_ds, val_ds = feature_datasets(model, train, val, config, cache_dir)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_head, config.epochs_head, steps_per_epoch(train_ds))
-    compile_model(head, learning_rate, config.label_smoothing, fused_adam=resolve_fast_ops(config.fast_ops))
+    compile_model(head, learning_rate, config.label_smoothing,
+                  fused_adam=resolve_fast_ops(config.fast_ops))
     history = head.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
                        callbacks=[*callbacks, *schedule_callbacks], verbose=verbose, shuffle=False)
     return checked(history, first_epoch=0)
@@ -170,7 +172,8 @@ def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
     unfreeze_base(model, config.fine_tune_at)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_finetune, config.epochs_finetune, steps_per_epoch(train_ds))
-    compile_model(model, learning_rate, config.label_smoothing, fused_adam=resolve_fast_ops(config.fast_ops))
+    compile_model(model, learning_rate, config.label_smoothing,
+                  fused_adam=resolve_fast_ops(config.fast_ops))
     with restartable(model):  # epochs numbered after phase 1's, so the curves line up
         history = model.fit(train_ds, validation_data=val_ds, initial_epoch=config.epochs_head,
                             epochs=config.total_epochs, verbose=verbose, shuffle=False,
@@ -191,7 +194,8 @@ def train_from_scratch(model: keras.Model, train_ds, val_ds, config: Config, pha
     train_everything(model)
     learning_rate, schedule_callbacks = learning_rate_for(
         config, config.lr_head, last - first, steps_per_epoch(train_ds))
-    compile_model(model, learning_rate, config.label_smoothing, fused_adam=resolve_fast_ops(config.fast_ops))
+    compile_model(model, learning_rate, config.label_smoothing,
+                  fused_adam=resolve_fast_ops(config.fast_ops))
     with restartable(model):
         history = model.fit(train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
                             callbacks=[*callbacks, *schedule_callbacks], verbose=verbose,

@@ -99,7 +99,8 @@ def test_a_run_on_other_devices_is_trained_again_and_the_log_says_why(tmp_path):
 
 
 def test_logical_cpus_must_be_a_positive_whole_number():
-    assert requested_logical_cpus({}) == 1 and requested_logical_cpus({"CIFAR_LOGICAL_CPUS": "3"}) == 3
+    assert requested_logical_cpus({}) == 1
+    assert requested_logical_cpus({"CIFAR_LOGICAL_CPUS": "3"}) == 3
     for bad in ("0", "two", "-1"):
         with pytest.raises(ConfigError, match="CIFAR_LOGICAL_CPUS"):
             requested_logical_cpus({"CIFAR_LOGICAL_CPUS": bad})
@@ -113,7 +114,8 @@ def test_splitting_the_cpu_after_tensorflow_started_says_what_to_do_instead():
     late = ("import tensorflow as tf; tf.constant(1.0)\n"
             "from cifar_helpers.devices import split_cpu; split_cpu()")
     done = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True,
-                          env={**os.environ, "CIFAR_LOGICAL_CPUS": "2", "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          env={**os.environ, "CIFAR_LOGICAL_CPUS": "2",
+                               "TF_CPP_MIN_LOG_LEVEL": "3"},
                           timeout=300)
     assert done.returncode == 1
     assert "ConfigError: CIFAR_LOGICAL_CPUS=2 came too late" in done.stderr
