@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -29,8 +28,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from benchmark import RAW, median_time, synthetic  # noqa: E402  (this folder is on sys.path)
 
 from cifar_helpers.config import load_config  # noqa: E402
 from cifar_helpers.data import make_dataset  # noqa: E402
@@ -56,20 +55,11 @@ def environment() -> dict:
             "fast_ops_auto": resolve_fast_ops("auto")}
 
 
-def timed(run, repeats: int) -> dict:
-    """Median wall seconds of `run()` and the CPU-seconds per wall-second of each call."""
-    seconds, busy = [], []
-    for _ in range(repeats):
-        cpu, start = time.process_time(), time.perf_counter()
-        run()
-        seconds.append(time.perf_counter() - start)
-        busy.append(round((time.process_time() - cpu) / seconds[-1], 2))
-    return {"seconds": statistics.median(seconds), "cpu_seconds_per_second": busy}
-
-
-def synthetic(images: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (images, 32, 32, 3), dtype=np.uint8), np.arange(images) % 10
+def timed(run, repeats: int, label: str) -> dict:
+    """Median wall seconds of `run()` and the CPU-seconds per wall-second of each call
+    (benchmark.median_time, which keeps every call's figures in RAW)."""
+    seconds = median_time(run, repeats, label)
+    return {"seconds": seconds, "cpu_seconds_per_second": RAW[-1]["cpu_seconds_per_second"]}
 
 
 def phase2_rate(settings: dict, size: int, images: int, repeats: int) -> dict:
@@ -83,7 +73,8 @@ def phase2_rate(settings: dict, size: int, images: int, repeats: int) -> dict:
     compile_model(model, config.lr_finetune, fused_adam=resolve_fast_ops(config.fast_ops))
     data = make_dataset(*synthetic(images), config.batch_size, shuffle=True, seed=0)
     model.fit(data, epochs=1, verbose=0, shuffle=False)  # warm-up: builds the training graph
-    result = timed(lambda: model.fit(data, epochs=1, verbose=0, shuffle=False), repeats)
+    result = timed(lambda: model.fit(data, epochs=1, verbose=0, shuffle=False), repeats,
+                   f"phase 2 {settings} @ {size}px")
     return {"images_per_second": round(images / result["seconds"], 1), "precision": precision,
             "batch_size": config.batch_size, **result}
 
@@ -97,7 +88,7 @@ def feature_rate(images: int, repeats: int) -> dict:
         extractor = feature_extractor(build_model_for(config, None))
     data = make_dataset(synthetic(images)[0], None, 256)
     extractor.predict(data, verbose=0)
-    result = timed(lambda: extractor.predict(data, verbose=0), repeats)
+    result = timed(lambda: extractor.predict(data, verbose=0), repeats, "feature extraction")
     return {"images_per_second": round(images / result["seconds"], 1), "precision": precision,
             **result}
 

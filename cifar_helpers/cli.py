@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 def train(settings: dict) -> None:
     """The `train` command: build the configuration, print it, run (or resume) the study."""
     from .config import describe
+    from .devices import split_cpu
     from .study import run_study
 
+    split_cpu()  # CIFAR_LOGICAL_CPUS: only possible before TensorFlow starts
     config = load_config(**settings)
     print(f"Settings:\n{describe(config)}", flush=True)
     run_study(config, log=lambda text: print(text, flush=True))
@@ -72,10 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     command = args.pop("command")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        if command == "train":
-            from .devices import split_cpu
-
-            split_cpu()  # CIFAR_LOGICAL_CPUS: only possible before TensorFlow starts
         if command == "compare":
             from .compare import compare_folders
 

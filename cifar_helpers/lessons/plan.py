@@ -7,14 +7,15 @@ session (a training subset and fewer epochs); the costly variants are listed but
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Callable
 
 import keras
 
+from ..compare import load_finished_run
 from ..config import Config
+from ..report import RESULT_MARKER
 
 # name -> the one change it makes to the baseline (a function of the baseline)
 VARIANTS: dict[str, Callable[[Config], dict]] = {
@@ -73,24 +74,22 @@ def describe_plan(base: Config, chosen: tuple[str, ...]) -> str:
     """One line per variant: its change, whether it runs, and its cost in baseline runs."""
     lines = [f"baseline: {base.train_limit or 'all'} training images, {base.epochs_head} + "
              f"{base.epochs_finetune} epochs, weights {base.weights}"]
+    cost = {name: relative_cost(variant_config(base, name, ""), base) for name in VARIANTS}
     for name in VARIANTS:
-        config = variant_config(base, name, "")
         change = ", ".join(f"{k}={v}" for k, v in VARIANTS[name](base).items()) or "seed recipe"
         runs = "runs   " if name in chosen else "opt-in "
-        lines.append(f"  {runs}{name:<18} {change:<46} ×{relative_cost(config, base):.1f}")
-    total = sum(relative_cost(variant_config(base, name, ""), base) for name in chosen)
+        lines.append(f"  {runs}{name:<18} {change:<46} ×{cost[name]:.1f}")
+    total = sum(cost[name] for name in chosen)
     lines.append(f"{len(chosen)} variants, about {total:.1f} baseline runs of compute")
     return "\n".join(lines)
 
 
 def finished_metrics(config: Config) -> dict | None:
     """The metrics of a finished run in config.out with exactly these settings, if there is one."""
-    metrics_file = Path(config.out) / "metrics.json"
-    if metrics_file.exists():
-        metrics = json.loads(metrics_file.read_text())
-        if metrics.get("config") == dataclasses.asdict(config):
-            return metrics
-    return None
+    if not (Path(config.out) / RESULT_MARKER).exists():
+        return None
+    metrics = load_finished_run(config.out)
+    return metrics if metrics.get("config") == dataclasses.asdict(config) else None
 
 
 class PlanProgress(keras.callbacks.Callback):
