@@ -265,6 +265,9 @@ def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, see
     return (x_tr, y_tr), (x_val, y_val)
 
 
+PREFETCH_BATCHES = 2  # making a batch takes well under a millisecond; training it, far longer
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0, num_classes: int = NUM_CLASSES):
     """tf.data pipeline: uint8 images -> float32 batches (+ one-hot labels when given), prefetched."""
@@ -279,7 +282,22 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffl
     else:
         ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32),
                                             tf.one_hot(labels, num_classes)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(ds.prefetch(PREFETCH_BATCHES))
+
+
+def without_autotune(ds):
+    """`ds` with tf.data's autotuning off: it stalls each new epoch, and this pipeline is too
+    cheap to need it.
+
+    `fit` drops each epoch's iterator and makes a new one; dropping it waits for autotune's
+    background thread to wake, which sleeps up to a minute (its period doubles while an epoch
+    runs). `benchmarks/epoch_start_stall.py` measures it: seconds lost at every epoch start.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def prepare_data(config) -> tuple[CifarData, tuple, tuple, tuple]:

@@ -27,15 +27,17 @@ def resolve_fast_ops(setting: str) -> bool:
 
 @keras.saving.register_keras_serializable(package="cifar_helpers")
 class MatmulConv2D(keras.layers.Conv2D):
-    """Conv2D that runs its pointwise cases as one matrix multiply: same weights, same sums.
+    """Conv2D that runs its matmul-shaped cases as one matrix multiply: same weights, same sums.
 
-    A 1x1 convolution (strided: on every s-th pixel) is a matmul over channels, and a 'same'
-    convolution over a 1x1 map only ever meets the kernel's centre tap. Anything else is
-    left to the ordinary convolution.
+    A 1x1 convolution (strided: on every s-th pixel) is a matmul over channels. A 'same'
+    stride-1 convolution over a map so small that every output pixel meets every input pixel
+    (a 3x3 kernel on a 2x2 or 1x1 map) is a matmul of all the map's channels with a block matrix
+    of kernel taps (`tap_matrix`). Anything else is left to the ordinary convolution.
     """
 
     def convolution_op(self, inputs, kernel):
         rows, cols = self.kernel_size
+        height, width = inputs.shape[1:3]
         plain = (self.groups == 1 and self.dilation_rate == (1, 1)
                  and self.data_format == "channels_last")
         if plain and (rows, cols) == (1, 1):
@@ -43,9 +45,28 @@ class MatmulConv2D(keras.layers.Conv2D):
                 inputs = inputs[:, ::self.strides[0], ::self.strides[1], :]
             return ops.matmul(inputs, ops.reshape(kernel, kernel.shape[2:]))
         if (plain and self.padding == "same" and self.strides == (1, 1)
-                and tuple(inputs.shape[1:3]) == (1, 1)):
-            return ops.matmul(inputs, kernel[(rows - 1) // 2, (cols - 1) // 2])
+                and rows % 2 and cols % 2 and height is not None and width is not None
+                and height <= rows // 2 + 1 and width <= cols // 2 + 1):
+            pixels = ops.reshape(inputs, (-1, height * width * kernel.shape[2]))
+            outputs = ops.matmul(pixels, tap_matrix(kernel, height, width))
+            return ops.reshape(outputs, (-1, height, width, kernel.shape[3]))
         return super().convolution_op(inputs, kernel)
+
+
+def tap_matrix(kernel, height: int, width: int):
+    """The (pixels x in, pixels x out) matrix of a 'same' convolution on a height x width map.
+
+    Block (p, q) is the tap that joins input pixel p to output pixel q: tap (p - q + centre).
+    Gathered, so its gradient sums each tap's blocks back into that tap.
+    """
+    rows, cols, channels_in, channels_out = kernel.shape
+    pixels = [(r, c) for r in range(height) for c in range(width)]
+    taps = [(pr - qr + rows // 2) * cols + (pc - qc + cols // 2)
+            for pr, pc in pixels for qr, qc in pixels]
+    blocks = ops.take(ops.reshape(kernel, (rows * cols, channels_in, channels_out)), taps, axis=0)
+    blocks = ops.reshape(blocks, (len(pixels), len(pixels), channels_in, channels_out))
+    return ops.reshape(ops.transpose(blocks, (0, 2, 1, 3)),
+                       (len(pixels) * channels_in, len(pixels) * channels_out))
 
 
 def _swap_convolutions(model: keras.Model, old: type, new: type) -> keras.Model:

@@ -342,8 +342,13 @@ show_source(make_dataset)
 # - **`map`** then converts each whole batch: images to `float32` (still 0–255, the model's first
 #   layer preprocesses them) and labels to one-hot. Mapping after batching means one vectorised call
 #   per batch instead of one per image.
-# - **`prefetch(tf.data.AUTOTUNE)`** prepares the next batches in the background while the model
-#   trains on the current one (more on this below).
+# - **`prefetch(PREFETCH_BATCHES)`** prepares the next two batches in the background while the
+#   model trains on the current one (more on this below).
+# - **`without_autotune`** switches off tf.data's autotuning. It is meant to tune expensive
+#   pipelines, but here it only cost time: each time `fit` started a new epoch, it waited for
+#   autotune's sleeping background thread: 1.5–1.9 s lost at the start of about half the
+#   epochs when they lasted 5 s (2-core CPU), more in longer epochs, with the CPU idle
+#   (`benchmarks/epoch_start_stall.py` measures it on your machine).
 #
 # Take one batch and check what the model will receive:
 
@@ -402,8 +407,10 @@ print(f"with prefetch:    {overlapped:.2f} s (overlapping: about "
 
 # %% [markdown]
 # (Measured on your machine just now; the two times can vary a little from run to run.) With real
-# data, "preparing" is reading, decoding and augmenting images; `AUTOTUNE` lets `tf.data` choose
-# how many batches to keep ready.
+# data, "preparing" is reading, decoding and augmenting images; for such pipelines
+# `tf.data.AUTOTUNE` (as a prefetch buffer or `num_parallel_calls`) lets `tf.data` choose how much
+# to prepare ahead and in parallel. Ours converts a batch in well under a millisecond, so two
+# batches ahead is plenty.
 
 # %% [markdown]
 # ## Optional aside: the in-place trap of `preprocess_input`

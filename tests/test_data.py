@@ -161,6 +161,15 @@ def test_make_dataset_yields_float_images_and_one_hot_labels():
     assert labels.shape == (4, 10) and labels.numpy().argmax(axis=1).tolist() == [0, 1, 2, 3]
 
 
+def test_make_dataset_turns_off_autotune_which_stalls_every_epoch_start():
+    """With autotune on, `fit` waited up to its sleeping thread's period at each new epoch
+    (benchmarks/epoch_start_stall.py). Prefetching stays, with a fixed buffer."""
+    ds = make_dataset(np.zeros((4, 32, 32, 3), np.uint8), np.arange(4), batch_size=2)
+    assert ds.options().autotune.enabled is False
+    assert "PrefetchDataset" in type(ds._input_dataset).__name__
+    assert len(list(ds)) == 2
+
+
 def test_too_small_subsets_and_splits_are_config_errors():
     from cifar_helpers.errors import ConfigError
 

@@ -13,6 +13,7 @@ from cifar_helpers.model import build_model_for, load_trained_model, save_for_in
 CASES = [  # (input height/width, kernel, strides, padding): ResNet50's cases, plus two others
     (4, 1, 1, "valid"), (4, 1, 2, "valid"), (5, 1, 2, "valid"), (4, 1, 2, "same"),
     (1, 3, 1, "same"), (1, 2, 1, "same"), (2, 3, 1, "same"), (5, 3, 2, "valid"),
+    (2, 5, 1, "same"), (3, 5, 1, "same"), (3, 3, 1, "same"), (4, 3, 1, "valid"),
 ]
 
 
@@ -37,6 +38,36 @@ def test_matmul_convolution_equals_conv2d_forward_and_backward(size, kernel, str
     for expected, got in zip(outputs_and_gradients(plain, x), outputs_and_gradients(fast, x)):
         assert got.shape == expected.shape
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def convolution_ops(layer, size):
+    """The TensorFlow op types of one training step of `layer` on a size x size map."""
+    x_spec = tf.TensorSpec((2, size, size, 4), "float32")
+    layer.build(x_spec.shape)
+    step = tf.function(lambda x: tf.gradients(tf.reduce_sum(layer(x)), [x, layer.kernel]))
+    return {op.type for op in step.get_concrete_function(x_spec).graph.get_operations()}
+
+
+@pytest.mark.parametrize("size, kernel, matmul", [(2, 3, True), (1, 3, True), (4, 1, True),
+                                                  (3, 3, False), (4, 3, False)])
+def test_matmul_convolution_runs_matmuls_exactly_where_claimed(size, kernel, matmul):
+    """3x3 'same' on 2x2 and 1x1 maps and every 1x1 kernel: no convolution kernel at all."""
+    used = convolution_ops(MatmulConv2D(3, kernel, padding="same"), size)
+    assert ("Conv2D" in used) is not matmul
+    assert ("Conv2DBackpropFilter" in used) is not matmul
+    assert ("BatchMatMulV2" in used or "MatMul" in used) is matmul
+
+
+def test_tap_matrix_places_each_tap_where_it_joins_two_pixels():
+    """Block (p, q) of a 3x3 kernel on a 2x2 map is tap (p - q + 1): all nine taps, no waste."""
+    from cifar_helpers.fast_ops import tap_matrix
+
+    kernel = np.arange(9.0).reshape(3, 3, 1, 1)  # tap (i, j) holds 3i + j
+    matrix = tap_matrix(tf.constant(kernel), 2, 2).numpy()
+    pixels = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    expected = [[3 * (pr - qr + 1) + (pc - qc + 1) for qr, qc in pixels] for pr, pc in pixels]
+    np.testing.assert_array_equal(matrix, expected)
+    assert sorted(set(matrix.ravel())) == list(range(9))
 
 
 @pytest.fixture(scope="module")
