@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -18,8 +19,17 @@ from .model import HEAD_LAYER_NAMES, base_layers
 CACHE_FORMAT = "features-v1"
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), where bf16 pays off."""
+ISAS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                     "AVX512_CORE_VNNI"}  # oneDNN's names for instruction sets below AVX512_BF16
+
+
+def cpu_has_native_bf16(environ=os.environ) -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), where bf16 pays off.
+
+    `ONEDNN_MAX_CPU_ISA` below AVX512_BF16 (which emulates a laptop CPU) counts as no bf16.
+    """
+    if environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ISAS_WITHOUT_BF16:
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -77,6 +77,15 @@ def test_precision_is_chosen_by_hardware(monkeypatch):
     assert speed.resolve_precision("auto") in ("float32", "mixed_float16")
 
 
+def test_an_isa_cap_below_bf16_counts_as_a_cpu_without_bf16(monkeypatch):
+    """`ONEDNN_MAX_CPU_ISA=AVX2` makes oneDNN run as on a laptop CPU; precision=auto follows it."""
+    monkeypatch.setattr(speed.Path, "read_text", lambda self: "flags : avx2 avx512_bf16")
+    assert speed.cpu_has_native_bf16(environ={}) is True
+    assert speed.cpu_has_native_bf16(environ={"ONEDNN_MAX_CPU_ISA": "avx2"}) is False
+    assert speed.cpu_has_native_bf16(environ={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}) is False
+    assert speed.cpu_has_native_bf16(environ={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}) is True
+
+
 def test_mixed_bfloat16_model_keeps_preprocessing_and_output_in_float32():
     with speed.dtype_policy("mixed_bfloat16"):
         model = build_model(weights=None)
