@@ -2,6 +2,7 @@
 
     python benchmarks/benchmark.py                 # full CIFAR-10 size: 50,000 synthetic images
     python benchmarks/benchmark.py --images 5000   # a shorter run
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/benchmark.py   # as on a CPU without bf16 (laptops)
 
 Prints (and writes as JSON with --json) the machine's matmul peak in float32 and bfloat16, and for
 phase 1 and phase 2 the images/s and effective GFLOP/s of (a) the naive Keras `fit` on NumPy arrays
@@ -178,8 +179,18 @@ def measure(args) -> dict:
         "raw": RAW,
         "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__,
                     "keras": keras.__version__,
-                    "gpus": len(tf.config.list_physical_devices("GPU"))},
+                    "gpus": len(tf.config.list_physical_devices("GPU")),
+                    "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")},
     }
+
+
+def print_and_save(results: dict, path: str | None) -> None:
+    """Print the results as JSON, and write them to `path` when one is given."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if path:
+        with open(path, "w") as handle:
+            handle.write(text + "\n")
 
 
 def main(argv=None) -> int:
@@ -196,11 +207,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     results = measure(args)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text + "\n")
+    print_and_save(results, args.json)
     return 0
 
 
