@@ -22,9 +22,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmark import synthetic  # noqa: E402
 from cifar_helpers.data import make_dataset  # noqa: E402
 
 
@@ -48,8 +48,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--step-seconds", type=float, default=0.1)
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 256, (args.images, 32, 32, 3), np.uint8), rng.integers(0, 10, args.images)
+    x, y = synthetic(args.images)
     ours = make_dataset(x, y, args.batch_size, shuffle=True)
     options = tf.data.Options()
     options.autotune.enabled = True
