@@ -29,7 +29,7 @@ _LAZY = {
     "study": ("run_study",),
     "pipeline": ("Pipeline",),
     "run_store": ("RunStore",),
-    "fast_ops": ("MatmulConv2D", "FusedAdam"),
+    "fast_ops": ("MatmulConv2D", "FusedBatchNormalization", "FusedAdam"),
     "lessons.course": ("environment_report", "show_source", "timed"),
     "lessons.calibration": ("fit_temperature", "apply_temperature", "expected_calibration_error",
                     "plot_reliability_diagram"),

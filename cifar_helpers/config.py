@@ -61,8 +61,8 @@ class Config:
     precision: str = setting("float32", "compute precision; auto picks by hardware",
                              choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"))
     feature_cache: bool = setting(False, "phase 1 on cached base features (same result, faster)")
-    fast_ops: str = setting("off", "1x1 convolutions as matmuls and fused Adam (same result); "
-                            "auto: on CPUs, off on GPUs (not measured there yet)",
+    fast_ops: str = setting("off", "matmul convolutions, fused frozen BatchNorm, fused Adam "
+                            "(same result); auto: on CPUs, off on GPUs (not measured there yet)",
                             choices=("auto", "on", "off"))
     augment: bool = setting(False, "random flip and shift by up to 4 whole pixels while training",
                             varies_images=True)

@@ -2,13 +2,16 @@
 
 At 32x32 inputs ResNet50's last stages see 2x2 and 1x1 feature maps. There the CPU's convolution
 kernels, the weight gradients above all, reach a fraction of the machine's matmul speed, and
-Keras' Adam makes about ten passes over 23.5 M weights per step. Measured with
-`ONEDNN_VERBOSE=profile_exec` and the TensorFlow profiler; figures in the README's Speed section.
+Keras' Adam makes about ten passes over 23.5 M weights per step. A frozen BatchNormalization
+makes several passes over every activation (in float32 under mixed precision) where one fused
+kernel does. Measured with `ONEDNN_VERBOSE=profile_exec` and the TensorFlow profiler; figures in
+the README's Speed section.
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -20,8 +23,6 @@ def resolve_fast_ops(setting: str) -> bool:
     """
     if setting != "auto":
         return setting == "on"
-    import tensorflow as tf
-
     return not tf.config.list_physical_devices("GPU")
 
 
@@ -42,7 +43,7 @@ class MatmulConv2D(keras.layers.Conv2D):
                  and self.data_format == "channels_last")
         if plain and (rows, cols) == (1, 1):
             if self.strides != (1, 1):
-                inputs = inputs[:, ::self.strides[0], ::self.strides[1], :]
+                inputs = every_nth_pixel(inputs, *self.strides)
             return ops.matmul(inputs, ops.reshape(kernel, kernel.shape[2:]))
         if (plain and self.padding == "same" and self.strides == (1, 1)
                 and rows % 2 and cols % 2 and height is not None and width is not None
@@ -51,6 +52,43 @@ class MatmulConv2D(keras.layers.Conv2D):
             outputs = ops.matmul(pixels, tap_matrix(kernel, height, width))
             return ops.reshape(outputs, (-1, height, width, kernel.shape[3]))
         return super().convolution_op(inputs, kernel)
+
+
+def every_nth_pixel(inputs, row_step: int, col_step: int):
+    """inputs[:, ::row_step, ::col_step], with its gradient written as one padding of zeros.
+
+    TensorFlow's own gradient of a strided slice (`StridedSliceGrad`) took 3-4x longer (measured
+    on ResNet50's strided 1x1 convolutions); this one computes the same values.
+    """
+    height, width = inputs.shape[1:3]
+
+    @tf.custom_gradient
+    def subsample(inputs):
+        def gradient(upstream):
+            rows, cols, channels = upstream.shape[1:]
+            spread = tf.reshape(upstream, (-1, rows, 1, cols, 1, channels))
+            spread = tf.pad(spread, [[0, 0], [0, 0], [0, row_step - 1], [0, 0],
+                                     [0, col_step - 1], [0, 0]])
+            spread = tf.reshape(spread, (-1, rows * row_step, cols * col_step, channels))
+            return spread[:, :height, :width, :]
+        return inputs[:, ::row_step, ::col_step, :], gradient
+
+    return subsample(inputs)
+
+
+def gather_rows(matrix, rows: list[int]):
+    """matrix[rows], with its gradient (each row's copies summed) as one matrix product.
+
+    TensorFlow's own gradient of a gather (`UnsortedSegmentSum`) is slower on bfloat16 weights.
+    """
+    @tf.custom_gradient
+    def gather(matrix):
+        def gradient(upstream):
+            copies = tf.one_hot(rows, matrix.shape[0], dtype=upstream.dtype)  # (copies, rows)
+            return tf.matmul(copies, upstream, transpose_a=True)
+        return tf.gather(matrix, rows), gradient
+
+    return gather(matrix)
 
 
 def tap_matrix(kernel, height: int, width: int):
@@ -63,30 +101,67 @@ def tap_matrix(kernel, height: int, width: int):
     pixels = [(r, c) for r in range(height) for c in range(width)]
     taps = [(pr - qr + rows // 2) * cols + (pc - qc + cols // 2)
             for pr, pc in pixels for qr, qc in pixels]
-    blocks = ops.take(ops.reshape(kernel, (rows * cols, channels_in, channels_out)), taps, axis=0)
+    blocks = gather_rows(ops.reshape(kernel, (rows * cols, channels_in * channels_out)), taps)
     blocks = ops.reshape(blocks, (len(pixels), len(pixels), channels_in, channels_out))
     return ops.reshape(ops.transpose(blocks, (0, 2, 1, 3)),
                        (len(pixels) * channels_in, len(pixels) * channels_out))
 
 
-def _swap_convolutions(model: keras.Model, old: type, new: type) -> keras.Model:
-    """A copy of `model` (same names and weights) whose layers of exactly type `old` are `new`."""
+@keras.saving.register_keras_serializable(package="cifar_helpers")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization that runs frozen as TensorFlow's one fused kernel: same weights, outputs.
+
+    Frozen (not trainable), Keras' layer casts bfloat16 activations to float32, scales and shifts
+    them in separate passes and casts back, and its gradient does the same again. Here the
+    forward pass is one `FusedBatchNormV3` in inference mode (float32 arithmetic inside) and the
+    gradient one multiply by gamma / sqrt(variance + epsilon). A trainable layer runs Keras' code.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if (self.trainable or mask is not None or len(inputs.shape) != 4
+                or self.axis not in (3, -1) or not (self.scale and self.center)):
+            return super().call(inputs, training=training, mask=mask)
+        weights = (self.gamma, self.beta, self.moving_mean, self.moving_variance)
+        gamma, beta, mean, variance = (tf.identity(weight.value) for weight in weights)  # values
+        factor = gamma * tf.math.rsqrt(variance + self.epsilon)
+
+        @tf.custom_gradient
+        def normalize(inputs):
+            outputs = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=gamma, offset=beta, mean=mean, variance=variance,
+                epsilon=self.epsilon, is_training=False)[0]
+            return outputs, lambda upstream: upstream * tf.cast(factor, upstream.dtype)
+
+        return normalize(ops.cast(inputs, self.compute_dtype))
+
+
+FAST_LAYERS = {keras.layers.Conv2D: MatmulConv2D,
+               keras.layers.BatchNormalization: FusedBatchNormalization}
+
+
+def _swap_layers(model: keras.Model, swaps: dict[type, type]) -> keras.Model:
+    """A copy of `model` (same names and weights) where layers of exactly a type in `swaps` change."""
     def clone(layer):
-        kind = new if type(layer) is old else type(layer)
+        kind = swaps.get(type(layer), type(layer))
         return kind.from_config(layer.get_config())
     copy = keras.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
     return copy
 
 
-def with_matmul_convolutions(model: keras.Model) -> keras.Model:
-    """The same model with every Conv2D as a MatmulConv2D (for training speed)."""
-    return _swap_convolutions(model, keras.layers.Conv2D, MatmulConv2D)
+def with_fast_layers(model: keras.Model) -> keras.Model:
+    """The same model with MatmulConv2D and FusedBatchNormalization layers (for training speed)."""
+    return _swap_layers(model, FAST_LAYERS)
 
 
-def with_standard_convolutions(model: keras.Model) -> keras.Model:
-    """The same model with plain Conv2D layers again (what gets saved and shared)."""
-    return _swap_convolutions(model, MatmulConv2D, keras.layers.Conv2D)
+def has_fast_layers(model: keras.Model) -> bool:
+    """Whether `model` holds any layer that `with_fast_layers` put in."""
+    return any(type(layer) in FAST_LAYERS.values() for layer in model.layers)
+
+
+def with_standard_layers(model: keras.Model) -> keras.Model:
+    """The same model with plain Keras layers again (what gets saved and shared)."""
+    return _swap_layers(model, {fast: plain for plain, fast in FAST_LAYERS.items()})
 
 
 def _handle(variable):
@@ -105,8 +180,6 @@ class FusedAdam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or keras.backend.backend() != "tensorflow":
             return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
-
         dtype = variable.dtype
         step = ops.cast(self.iterations + 1, dtype)
         index = self._get_variable_index(variable)

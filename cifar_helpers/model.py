@@ -117,10 +117,10 @@ def build_model_for(config, weights: str | None) -> keras.Model:
     """`build_model` with the input size, augmentation and fast operations a configuration asks for."""
     model = build_model(weights, timeout=config.download_timeout, image_size=config.image_size,
                         augment=config.augment)
-    from .fast_ops import resolve_fast_ops, with_matmul_convolutions
+    from .fast_ops import resolve_fast_ops, with_fast_layers
 
     if resolve_fast_ops(config.fast_ops):
-        model = with_matmul_convolutions(model)
+        model = with_fast_layers(model)
     return model
 
 
@@ -190,14 +190,14 @@ def save_for_inference(model: keras.Model, path: str | os.PathLike) -> None:
     """Save architecture and weights without the optimizer state (a third of the size).
 
     `clone_model` would copy the compiled optimizer too (Keras 3.15), so rebuild from the config.
-    Convolutions are saved as plain Conv2D layers, however the model was trained.
+    Saved with plain Keras layers (Conv2D, BatchNormalization), however the model was trained.
     """
-    from .fast_ops import MatmulConv2D, with_standard_convolutions
+    from .fast_ops import has_fast_layers, with_standard_layers
 
     bare = type(model).from_config(model.get_config())
     bare.set_weights(model.get_weights())
-    if any(isinstance(layer, MatmulConv2D) for layer in bare.layers):
-        bare = with_standard_convolutions(bare)  # a second copy only when there is one to undo
+    if has_fast_layers(bare):
+        bare = with_standard_layers(bare)  # a second copy only when there is one to undo
     bare.save(path)
 
 

@@ -1,4 +1,4 @@
-"""fast_ops: matmul convolutions and fused Adam compute what Conv2D and Keras' Adam compute."""
+"""fast_ops: matmul convolutions, fused BatchNorm and fused Adam compute what Keras computes."""
 
 import keras
 import numpy as np
@@ -7,8 +7,10 @@ import tensorflow as tf
 
 from cifar_helpers.cli import build_parser
 from cifar_helpers.config import load_config
-from cifar_helpers.fast_ops import FusedAdam, MatmulConv2D
+from cifar_helpers.fast_ops import (FusedAdam, FusedBatchNormalization, MatmulConv2D,
+                                    every_nth_pixel)
 from cifar_helpers.model import build_model_for, load_trained_model, save_for_inference
+from cifar_helpers.speed import dtype_policy
 
 CASES = [  # (input height/width, kernel, strides, padding): ResNet50's cases, plus two others
     (4, 1, 1, "valid"), (4, 1, 2, "valid"), (5, 1, 2, "valid"), (4, 1, 2, "same"),
@@ -58,6 +60,73 @@ def test_matmul_convolution_runs_matmuls_exactly_where_claimed(size, kernel, mat
     assert ("BatchMatMulV2" in used or "MatMul" in used) is matmul
 
 
+def test_strided_convolution_gradient_is_a_padding_not_a_strided_slice_gradient():
+    used = convolution_ops(MatmulConv2D(3, 1, strides=2), 4)
+    assert "StridedSliceGrad" not in used and "Pad" in used
+
+
+def test_tap_matrix_gradient_is_a_matrix_product_not_a_segment_sum():
+    used = convolution_ops(MatmulConv2D(3, 3, padding="same"), 2)
+    assert "UnsortedSegmentSum" not in used and "OneHot" in used
+
+
+@pytest.mark.parametrize("size, steps", [(4, (2, 2)), (5, (2, 3)), (1, (2, 2)), (6, (3, 1))])
+def test_every_nth_pixel_slices_and_differentiates_like_a_strided_slice(size, steps):
+    x = tf.random.stateless_normal((2, size, size, 3), seed=(3, 4))
+    results = []
+    for subsample in (lambda t: t[:, ::steps[0], ::steps[1], :],
+                      lambda t: every_nth_pixel(t, *steps)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = subsample(x)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        results.append((y.numpy(), tape.gradient(loss, x).numpy()))
+    (y_slice, grad_slice), (y_ours, grad_ours) = results
+    np.testing.assert_array_equal(y_ours, y_slice)
+    np.testing.assert_array_equal(grad_ours, grad_slice)
+    assert np.count_nonzero(grad_ours) == y_ours.size  # only the kept pixels get a gradient
+
+
+def frozen_outputs_and_gradients(layer, x, weights):
+    layer.build(x.shape)
+    layer.set_weights(weights)
+    layer.trainable = False
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)  # frozen, so inference mode all the same
+        loss = tf.reduce_sum(tf.cast(y, "float32") * tf.cos(tf.cast(y, "float32")))
+    return y, tape.gradient(loss, x)
+
+
+@pytest.mark.parametrize("policy, tolerance", [("float32", 1e-5), ("mixed_bfloat16", 1e-2)])
+def test_fused_batch_normalization_equals_frozen_batch_normalization(policy, tolerance):
+    rng = np.random.default_rng(4)
+    weights = [rng.normal(size=5) + 1, rng.normal(size=5), rng.normal(size=5), rng.random(5) + 0.5]
+    x = tf.constant(rng.normal(size=(3, 4, 4, 5)), "float32")
+    with dtype_policy(policy):
+        expected = frozen_outputs_and_gradients(keras.layers.BatchNormalization(), x, weights)
+        got = frozen_outputs_and_gradients(FusedBatchNormalization(), x, weights)
+    for a, b in zip(expected, got):
+        assert a.dtype == b.dtype
+        scale = np.abs(a.numpy().astype("float32")).max()  # bfloat16 keeps 8 significant bits
+        np.testing.assert_allclose(b.numpy().astype("float32"), a.numpy().astype("float32"),
+                                   atol=tolerance * scale, rtol=0)
+
+
+def test_fused_batch_normalization_runs_one_kernel_when_frozen_and_keras_code_when_trainable():
+    layer = FusedBatchNormalization()
+    x_spec = tf.TensorSpec((2, 3, 3, 4), "float32")
+    layer.build(x_spec.shape)
+    step = tf.function(lambda x: tf.gradients(tf.reduce_sum(layer(x, training=True)), [x]))
+    layer.trainable = False
+    frozen = {op.type for op in step.get_concrete_function(x_spec).graph.get_operations()}
+    assert "FusedBatchNormV3" in frozen and "Rsqrt" in frozen and "Mean" not in frozen
+    layer.trainable = True
+    x = tf.random.stateless_normal((8, 3, 3, 4), seed=(5, 6)) + 3.0
+    layer(x, training=True)  # batch statistics, so the moving mean moves towards 3
+    assert np.all(layer.moving_mean.numpy() > 0.02)
+
+
 def test_tap_matrix_places_each_tap_where_it_joins_two_pixels():
     """Block (p, q) of a 3x3 kernel on a 2x2 map is tap (p - q + 1): all nine taps, no waste."""
     from cifar_helpers.fast_ops import tap_matrix
@@ -83,6 +152,7 @@ def test_fast_model_has_the_same_layers_weights_and_predictions(plain_and_fast_m
     plain, fast = plain_and_fast_models
     kinds = [type(layer) for layer in fast.layers]
     assert kinds.count(MatmulConv2D) == 53 and keras.layers.Conv2D in map(type, plain.layers)
+    assert kinds.count(FusedBatchNormalization) == 53
     assert [layer.name for layer in plain.layers] == [layer.name for layer in fast.layers]
     assert fast.count_params() == plain.count_params() == 23_858_890
     for a, b in zip(plain.get_weights(), fast.get_weights()):
@@ -92,12 +162,14 @@ def test_fast_model_has_the_same_layers_weights_and_predictions(plain_and_fast_m
                                rtol=1e-4, atol=1e-5)
 
 
-def test_saved_fast_model_has_plain_convolutions(plain_and_fast_models, tmp_path):
+def test_saved_fast_model_has_plain_layers(plain_and_fast_models, tmp_path):
     _, fast = plain_and_fast_models
     save_for_inference(fast, tmp_path / "model.keras")
     loaded = load_trained_model(tmp_path / "model.keras")
-    assert not any(isinstance(layer, MatmulConv2D) for layer in loaded.layers)
+    assert not any(isinstance(layer, (MatmulConv2D, FusedBatchNormalization))
+                   for layer in loaded.layers)
     assert sum(type(layer) is keras.layers.Conv2D for layer in loaded.layers) == 53
+    assert sum(type(layer) is keras.layers.BatchNormalization for layer in loaded.layers) == 53
     for a, b in zip(fast.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
 
