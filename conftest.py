@@ -23,12 +23,15 @@ NOTEBOOK_CHAIN = ("03_head_training", "04_fine_tuning", "05_error_analysis",
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """Files spread over processes as --dist=loadfile does, but the notebook chain stays whole."""
+    """Files spread over processes as --dist=loadfile does, but the notebook chain stays whole
+    and the exercise-solution runs (a notebook each, minutes in all) spread one by one."""
     from xdist.scheduler import LoadScopeScheduling
 
     class FilesAndNotebookChain(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::")[0]
+            if path == "tests/test_exercise_solutions.py":
+                return nodeid
             chained = any(path == f"notebooks/{stem}.ipynb" for stem in NOTEBOOK_CHAIN)
             return "notebook-chain" if chained else path
 

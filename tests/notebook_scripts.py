@@ -4,9 +4,12 @@ with the environment (profile, run folder, kill switch) each test chooses."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import jupytext
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -22,6 +25,27 @@ def run_notebook(stem: str, runs_dir: Path, **settings: str) -> subprocess.Compl
     """Execute notebooks/<stem>.py in the quick profile with its run store under `runs_dir`."""
     return subprocess.run([sys.executable, f"{stem}.py"], cwd=NOTEBOOKS,
                           env=environment(runs_dir, CIFAR_PROFILE="quick", **settings),
+                          capture_output=True, text=True, timeout=900)
+
+
+def solutions(stem: str) -> list[str]:
+    """The code of each exercise solution (the ```python block in a "Solution" <details> cell)."""
+    notebook = jupytext.read(NOTEBOOKS / f"{stem}.py")
+    return [code for cell in notebook.cells if cell.cell_type == "markdown"
+            and "<summary>Solution" in cell.source
+            for code in re.findall(r"^```python\n(.*?)^```", cell.source, re.M | re.S)]
+
+
+def run_notebook_with_solutions(stem: str, runs_dir: Path) -> subprocess.CompletedProcess:
+    """Execute notebooks/<stem>.py, then each solution after it, as a student would at the end;
+    each solution first prints `=== solution N ===`."""
+    script = (NOTEBOOKS / f"{stem}.py").read_text() + "".join(
+        f"\n# %%\nprint('=== solution {number} ===', flush=True)\n{code}"
+        for number, code in enumerate(solutions(stem), 1))
+    path = runs_dir / f"{stem}_with_solutions.py"
+    path.write_text(script)
+    return subprocess.run([sys.executable, str(path)], cwd=NOTEBOOKS,
+                          env=environment(runs_dir, CIFAR_PROFILE="quick"),
                           capture_output=True, text=True, timeout=900)
 
 

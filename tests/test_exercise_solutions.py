@@ -1,0 +1,36 @@
+"""Every exercise solution runs: each notebook's py:percent twin is executed in the quick profile
+with its solutions appended, as a student who opens them at the end of the notebook runs them."""
+
+import re
+
+import pytest
+
+from notebook_scripts import NOTEBOOKS, run_notebook_with_solutions, solutions
+
+STEMS = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+# What a solution says it prints (in a comment or in the text next to it), checked.
+PRINTS = {
+    "03_head_training": ["271178"],
+    "04_fine_tuning": ["changed: False\nchanged: True", "'changed': 106"],
+}
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_every_solution_is_one_python_block(stem):
+    text = (NOTEBOOKS / f"{stem}.py").read_text()
+    shown = len(re.findall(r"<summary>Solution", text))
+    assert shown >= 1, "each notebook ends with exercises and their solutions"
+    assert len(solutions(stem)) == shown, "a solution without exactly one ```python block"
+    for code in solutions(stem):
+        compile(code, stem, "exec")
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_solutions_run_after_the_notebook(stem, tmp_path):
+    done = run_notebook_with_solutions(stem, tmp_path)
+    assert done.returncode == 0, f"{stem}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    printed = done.stdout.split("=== solution 1 ===", 1)[-1]
+    for number in range(1, len(solutions(stem)) + 1):
+        assert f"=== solution {number} ===" in done.stdout
+    for expected in PRINTS.get(stem, []):
+        assert expected in printed, f"{stem}: a solution no longer prints {expected!r}"
