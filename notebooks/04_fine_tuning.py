@@ -177,9 +177,8 @@ show_source(unfreeze_base)
 # trainable when training started after `compile`. Changing `trainable` afterwards is not
 # picked up: on Keras 3.4, 3.10 and 3.15 we checked that after a first `fit`, unfreezing a
 # layer without compiling again leaves it untouched by the next `fit` (exercise 2 lets you see
-# it). Compiling
-# again is also where the new, low learning rate comes in, with a fresh Adam whose running averages
-# start from zero instead of carrying over phase 1's head-only state.
+# it). Compiling again is also where the new, low learning rate comes in, with a fresh Adam whose
+# running averages start from zero instead of carrying over phase 1's head-only state.
 #
 # `fine_tune` is phase 2 in one call: unfreeze, compile at `lr_finetune`, and fit. Its epochs are
 # numbered after phase 1's (`initial_epoch=epochs_head`), so the curves of both phases line up.

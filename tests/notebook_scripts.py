@@ -21,11 +21,16 @@ def environment(runs_dir: Path, **settings: str) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "2", **settings}
 
 
-def run_notebook(stem: str, runs_dir: Path, **settings: str) -> subprocess.CompletedProcess:
-    """Execute notebooks/<stem>.py in the quick profile with its run store under `runs_dir`."""
-    return subprocess.run([sys.executable, f"{stem}.py"], cwd=NOTEBOOKS,
+def run_script(script: Path, runs_dir: Path, **settings: str) -> subprocess.CompletedProcess:
+    """Execute `script` from notebooks/ in the quick profile with its run store under `runs_dir`."""
+    return subprocess.run([sys.executable, str(script)], cwd=NOTEBOOKS,
                           env=environment(runs_dir, CIFAR_PROFILE="quick", **settings),
                           capture_output=True, text=True, timeout=900)
+
+
+def run_notebook(stem: str, runs_dir: Path, **settings: str) -> subprocess.CompletedProcess:
+    """Execute notebooks/<stem>.py in the quick profile with its run store under `runs_dir`."""
+    return run_script(NOTEBOOKS / f"{stem}.py", runs_dir, **settings)
 
 
 def solutions(stem: str) -> list[str]:
@@ -44,9 +49,7 @@ def run_notebook_with_solutions(stem: str, runs_dir: Path) -> subprocess.Complet
         for number, code in enumerate(solutions(stem), 1))
     path = runs_dir / f"{stem}_with_solutions.py"
     path.write_text(script)
-    return subprocess.run([sys.executable, str(path)], cwd=NOTEBOOKS,
-                          env=environment(runs_dir, CIFAR_PROFILE="quick"),
-                          capture_output=True, text=True, timeout=900)
+    return run_script(path, runs_dir)
 
 
 def cli_train(runs_dir: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:

@@ -19,9 +19,10 @@ PRINTS = {
 def test_every_solution_is_one_python_block(stem):
     text = (NOTEBOOKS / f"{stem}.py").read_text()
     shown = len(re.findall(r"<summary>Solution", text))
+    codes = solutions(stem)
     assert shown >= 1, "each notebook ends with exercises and their solutions"
-    assert len(solutions(stem)) == shown, "a solution without exactly one ```python block"
-    for code in solutions(stem):
+    assert len(codes) == shown, "a solution without exactly one ```python block"
+    for code in codes:
         compile(code, stem, "exec")
 
 
