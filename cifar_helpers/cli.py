@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from dataclasses import fields
+from typing import NoReturn
 
 from .config import PROFILE_ALIASES, PROFILES, Config, field_types, load_config
 from .errors import CifarHelpersError
@@ -15,7 +16,8 @@ from .errors import CifarHelpersError
 class _OneLineParser(argparse.ArgumentParser):
     """Argument errors as one clear line (plus exit status 2), not a usage dump."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
+        """Exit 2 with argparse's message and a pointer to --help."""
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 

@@ -6,12 +6,17 @@ import os
 import pickle
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
 from .errors import ConfigError, DataError, DownloadUnavailableError
 from .network import check_reachable, keras_home, socket_timeout
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from .config import Config
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
@@ -46,17 +51,20 @@ class CifarData(NamedTuple):
 
     @property
     def train(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x_train, y_train) as one pair, to unpack into a call."""
         return self.x_train, self.y_train
 
     @property
     def test(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x_test, y_test) as one pair, to unpack into a call."""
         return self.x_test, self.y_test
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that refuses every global except those needed to rebuild a NumPy array."""
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> object:
+        """The global if it is on the allow-list; anything else is refused."""
         if (module, name) in ALLOWED_PICKLE_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
@@ -135,14 +143,14 @@ def read_meta(path: str | os.PathLike) -> tuple[tuple[str, ...], int | None]:
     return names, per_batch
 
 
-def batch_dict(images: np.ndarray, labels, name: str = "batch") -> dict:
+def batch_dict(images: np.ndarray, labels: Sequence[int] | np.ndarray, name: str = "batch") -> dict:
     """What a canonical batch file holds, from uint8 images (N, 32, 32, 3): `read_batch` reversed."""
     data = np.asarray(images, dtype=np.uint8).transpose(0, 3, 1, 2).reshape(len(images), -1)
     return {b"batch_label": name.encode(), b"labels": [int(label) for label in labels],
             b"data": data, b"filenames": [f"img_{i}.png".encode() for i in range(len(images))]}
 
 
-def meta_dict(class_names, per_batch: int) -> dict:
+def meta_dict(class_names: Sequence[str], per_batch: int) -> dict:
     """What `batches.meta` holds: `read_meta` reversed."""
     return {b"num_cases_per_batch": per_batch, b"num_vis": 3 * 32 * 32,
             b"label_names": [name.encode() for name in class_names]}
@@ -253,7 +261,8 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
     return x_keep, y_keep
 
 
-def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
+def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0
+                    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Stratified, seeded split into (x_train, y_train), (x_val, y_val)."""
     n_val = int(np.ceil(val_fraction * len(y)))
     _require_one_per_class(n_val, y, "validation split")
@@ -269,7 +278,7 @@ PREFETCH_BATCHES = 2  # making a batch takes well under a millisecond; training 
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffle: bool = False,
-                 seed: int = 0, num_classes: int = NUM_CLASSES):
+                 seed: int = 0, num_classes: int = NUM_CLASSES) -> tf.data.Dataset:
     """tf.data pipeline: uint8 images -> float32 batches (+ one-hot labels when given), prefetched."""
     import tensorflow as tf
 
@@ -285,7 +294,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, shuffl
     return without_autotune(ds.prefetch(PREFETCH_BATCHES))
 
 
-def without_autotune(ds):
+def without_autotune(ds: tf.data.Dataset) -> tf.data.Dataset:
     """`ds` with tf.data's autotuning off: it stalls each new epoch, and this pipeline is too
     cheap to need it.
 
@@ -300,7 +309,7 @@ def without_autotune(ds):
     return ds.with_options(options)
 
 
-def prepare_data(config) -> tuple[CifarData, tuple, tuple, tuple]:
+def prepare_data(config: Config) -> tuple[CifarData, tuple, tuple, tuple]:
     """Load, subset and split the data as a Config says: (data, train, validation, test)."""
     data = load_cifar10(config.data, timeout=config.download_timeout)
     x, y = stratified_subset(data.x_train, data.y_train, config.train_limit, config.seed)
@@ -309,7 +318,9 @@ def prepare_data(config) -> tuple[CifarData, tuple, tuple, tuple]:
     return data, train, val, (x_test, y_test)
 
 
-def training_datasets(config, train, val):
+def training_datasets(config: Config, train: tuple[np.ndarray, np.ndarray],
+                      val: tuple[np.ndarray, np.ndarray]
+                      ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The tf.data pipelines both phases train on: shuffled (seeded) training, ordered validation."""
     return (make_dataset(*train, config.batch_size, shuffle=True, seed=config.seed),
             make_dataset(*val, config.batch_size))

@@ -9,13 +9,17 @@ initialises its devices (`split_cpu`: the CLI calls it at start-up, a notebook i
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 LOGICAL_CPUS_ENV = "CIFAR_LOGICAL_CPUS"
 
 
-def requested_logical_cpus(environ=None) -> int:
+def requested_logical_cpus(environ: Mapping[str, str] | None = None) -> int:
     """The number of logical CPU devices asked for in CIFAR_LOGICAL_CPUS (1 when unset)."""
     raw = (os.environ if environ is None else environ).get(LOGICAL_CPUS_ENV, "").strip()
     if not raw:
@@ -25,7 +29,7 @@ def requested_logical_cpus(environ=None) -> int:
     return int(raw)
 
 
-def split_cpu(environ=None) -> int:
+def split_cpu(environ: Mapping[str, str] | None = None) -> int:
     """Split the CPU into CIFAR_LOGICAL_CPUS logical devices; returns how many there are.
 
     TensorFlow fixes its devices when it first uses them; after that a split is refused with a
@@ -68,7 +72,8 @@ def keras_scales_replica_losses() -> bool:
     return hasattr(importlib.import_module("keras.src.losses.loss"), "scale_loss_for_distribution")
 
 
-def resolve_strategy(requested: str, log=print):
+def resolve_strategy(requested: str, log: Callable[[str], None] = print
+                     ) -> tf.distribute.Strategy:
     """The tf.distribute strategy for `distribute` = 'auto' | 'off' | 'mirrored'.
 
     'auto' mirrors when more than one GPU is visible; 'mirrored' always does, over every GPU or,
@@ -93,7 +98,7 @@ def resolve_strategy(requested: str, log=print):
     return tf.distribute.MirroredStrategy(devices=training_devices())
 
 
-def describe_strategy(strategy) -> dict:
+def describe_strategy(strategy: tf.distribute.Strategy) -> dict:
     """What a run records about its devices: strategy, replica count, device names."""
     import tensorflow as tf
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 
 from .data import make_dataset
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass
@@ -23,12 +27,12 @@ class Evaluation:
     predictions: np.ndarray
 
 
-def predict_proba(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Class probabilities for uint8 images, batched through tf.data."""
     return model.predict(make_dataset(x, None, batch_size), verbose=0)
 
 
-def most_confused_pairs(confusion: np.ndarray, class_names, k: int = 5
+def most_confused_pairs(confusion: np.ndarray, class_names: Sequence[str], k: int = 5
                         ) -> list[tuple[str, str, int]]:
     """The k largest off-diagonal cells as (true, predicted, count), largest first."""
     off_diagonal = confusion.copy()
@@ -39,14 +43,15 @@ def most_confused_pairs(confusion: np.ndarray, class_names, k: int = 5
             if confusion[t, p] > 0]
 
 
-def per_class_accuracy(confusion: np.ndarray, class_names) -> dict[str, float]:
+def per_class_accuracy(confusion: np.ndarray, class_names: Sequence[str]) -> dict[str, float]:
     """Recall of each class: correct / present (NaN-free: absent classes give 0)."""
     totals = confusion.sum(axis=1)
     correct = np.diag(confusion)
     return {name: float(c / t) if t else 0.0 for name, c, t in zip(class_names, correct, totals)}
 
 
-def evaluate(model, x_test: np.ndarray, y_test: np.ndarray, class_names,
+def evaluate(model: keras.Model, x_test: np.ndarray, y_test: np.ndarray,
+             class_names: Sequence[str],
              batch_size: int = 256) -> Evaluation:
     """Run the model on the test set and compute the metrics of the study."""
     probabilities = predict_proba(model, x_test, batch_size)

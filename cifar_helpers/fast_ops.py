@@ -36,7 +36,8 @@ class MatmulConv2D(keras.layers.Conv2D):
     of kernel taps (`tap_matrix`). Anything else is left to the ordinary convolution.
     """
 
-    def convolution_op(self, inputs, kernel):
+    def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        """A matrix product where one computes the same convolution; else Keras' convolution."""
         rows, cols = self.kernel_size
         height, width = inputs.shape[1:3]
         plain = (self.groups == 1 and self.dilation_rate == (1, 1)
@@ -54,7 +55,7 @@ class MatmulConv2D(keras.layers.Conv2D):
         return super().convolution_op(inputs, kernel)
 
 
-def every_nth_pixel(inputs, row_step: int, col_step: int):
+def every_nth_pixel(inputs: tf.Tensor, row_step: int, col_step: int) -> tf.Tensor:
     """inputs[:, ::row_step, ::col_step], with its gradient written as one padding of zeros.
 
     TensorFlow's own gradient of a strided slice (`StridedSliceGrad`) took 3-4x longer (measured
@@ -76,7 +77,7 @@ def every_nth_pixel(inputs, row_step: int, col_step: int):
     return subsample(inputs)
 
 
-def gather_rows(matrix, rows: list[int]):
+def gather_rows(matrix: tf.Tensor, rows: list[int]) -> tf.Tensor:
     """matrix[rows], with its gradient (each row's copies summed) as one matrix product.
 
     TensorFlow's own gradient of a gather (`UnsortedSegmentSum`) is slower on bfloat16 weights.
@@ -91,7 +92,7 @@ def gather_rows(matrix, rows: list[int]):
     return gather(matrix)
 
 
-def tap_matrix(kernel, height: int, width: int):
+def tap_matrix(kernel: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """The (pixels x in, pixels x out) matrix of a 'same' convolution on a height x width map.
 
     Block (p, q) is the tap that joins input pixel p to output pixel q: tap (p - q + centre).
@@ -117,7 +118,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     gradient one multiply by gamma / sqrt(variance + epsilon). A trainable layer runs Keras' code.
     """
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: tf.Tensor, training: bool | None = None,
+             mask: tf.Tensor | None = None) -> tf.Tensor:
+        """Frozen: the fused inference kernel with a one-multiply gradient; else Keras' layer."""
         if (self.trainable or mask is not None or len(inputs.shape) != 4
                 or self.axis not in (3, -1) or not (self.scale and self.center)):
             return super().call(inputs, training=training, mask=mask)
@@ -177,7 +180,9 @@ class FusedAdam(keras.optimizers.Adam):
     lr_t = lr sqrt(1 - b2^t) / (1 - b1^t): the update Keras' Adam writes, read and written once.
     """
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: tf.Tensor, variable: keras.Variable,
+                    learning_rate: float | tf.Tensor) -> None:
+        """One `ResourceApplyAdam` (TensorFlow backend, no amsgrad); else Keras' own update."""
         if self.amsgrad or keras.backend.backend() != "tensorflow":
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype

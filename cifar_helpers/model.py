@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 
+from .config import Config
 from .data import IMAGE_SHAPE, NUM_CLASSES
 from .network import check_reachable, keras_home, socket_timeout
 from .errors import DownloadUnavailableError, WeightsError
@@ -113,7 +114,7 @@ def build_model(weights: str | None = "imagenet", input_shape: tuple[int, int, i
     return keras.Model(inputs, outputs, name="resnet50_cifar10")
 
 
-def build_model_for(config, weights: str | None) -> keras.Model:
+def build_model_for(config: Config, weights: str | None) -> keras.Model:
     """`build_model` with the input size, augmentation and fast operations a configuration asks for."""
     model = build_model(weights, timeout=config.download_timeout, image_size=config.image_size,
                         augment=config.augment)
@@ -166,7 +167,7 @@ def train_everything(model: keras.Model) -> None:
         layer.trainable = True
 
 
-def set_trainable_for(model: keras.Model, phase: str, config) -> None:
+def set_trainable_for(model: keras.Model, phase: str, config: Config) -> None:
     """Set `trainable` as the configured recipe trains `phase` ('head' or 'finetune')."""
     if config.recipe == "scratch":
         train_everything(model)

@@ -13,13 +13,16 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import keras
 import numpy as np
 
 from .config import Config
 from .run_store import PHASES, RunStore, later_phases
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 PHASE_TITLES = {"head": "Phase 1: training the head on the frozen base",
                 "finetune": "Phase 2: fine-tuning everything but BatchNorm at a low learning rate"}
@@ -42,6 +45,7 @@ class Inputs:
 
     @property
     def sizes(self) -> dict:
+        """Images per split, for metrics.json and the notebooks' summaries."""
         return {"train_images": len(self.train[1]), "val_images": len(self.val[1]),
                 "test_images": len(self.test[1])}
 
@@ -121,7 +125,7 @@ class Pipeline:
         self.model_state = None
         return self.model
 
-    def datasets(self):
+    def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
         """The (training, validation) tf.data pipelines of this configuration."""
         from .data import training_datasets
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 
-def plot_history(history: dict, *, title: str = "Training across both phases"):
+def plot_history(history: dict, *, title: str = "Training across both phases") -> Figure:
     """Loss and accuracy per epoch for train and validation, phase boundaries as dashed lines."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
@@ -27,7 +31,8 @@ def plot_history(history: dict, *, title: str = "Training across both phases"):
     return fig
 
 
-def plot_confusion(confusion: np.ndarray, class_names, *, normalize: bool = True):
+def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], *, normalize: bool = True
+                   ) -> Figure:
     """Seaborn heatmap of the confusion matrix, rows normalised to recall by default."""
     values = confusion.astype(float)
     if normalize:
@@ -42,7 +47,8 @@ def plot_confusion(confusion: np.ndarray, class_names, *, normalize: bool = True
     return fig
 
 
-def plot_image_grid(images: np.ndarray, titles, *, columns: int = 8, size: float = 1.4):
+def plot_image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int = 8,
+                    size: float = 1.4) -> Figure:
     """Show uint8 images in a grid, one title per image."""
     rows = max(1, int(np.ceil(len(images) / columns)))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size * 1.15),
@@ -56,7 +62,7 @@ def plot_image_grid(images: np.ndarray, titles, *, columns: int = 8, size: float
     return fig
 
 
-def save_figure(fig, path) -> None:
+def save_figure(fig: Figure, path: str | Path) -> None:
     """Write a figure to `path` and release its memory."""
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

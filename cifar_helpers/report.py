@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from .files import atomic_path, write_text_atomic
+
+if TYPE_CHECKING:
+    from .evaluation import Evaluation
 
 RESULT_MARKER = "metrics.json"  # written last: its presence means the study finished
 
 
-def render_report(metrics: dict, evaluation) -> str:
+def render_report(metrics: dict, evaluation: Evaluation) -> str:
     """A short Markdown report of one run."""
     rows = "\n".join(f"| {name} | {acc:.3f} |" for name, acc in evaluation.per_class_accuracy.items())
     pairs = "\n".join(f"- {t} → {p}: {n}" for t, p, n in evaluation.most_confused) or "- none"
@@ -27,7 +31,8 @@ def render_report(metrics: dict, evaluation) -> str:
             "![history](history.png)\n\n![confusion](confusion.png)\n")
 
 
-def write_results(folder: Path, metrics: dict, evaluation, class_names) -> None:
+def write_results(folder: Path, metrics: dict, evaluation: Evaluation,
+                  class_names: Sequence[str]) -> None:
     """Figures, report and metrics.json (last), each written atomically into the run folder."""
     from .plots import plot_confusion, plot_history, save_figure
 

@@ -25,10 +25,14 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config, fingerprint
 from .errors import OutputError
 from .files import atomic_path, write_text_atomic
+
+if TYPE_CHECKING:
+    import keras
 
 PHASES = ("head", "finetune")
 PHASE_SCOPE = {"head": "training", "finetune": "finetune"}
@@ -122,6 +126,7 @@ class RunStore:
 
     @property
     def log_file(self) -> Path:
+        """The CSV log every epoch of every phase is appended to (`history` reads it)."""
         return self.folder / LOG_FILE
 
     def model_file(self, phase: str) -> Path:
@@ -140,7 +145,7 @@ class RunStore:
         self.save()
         return resumes
 
-    def finish(self, phase: str, model, record: dict) -> None:
+    def finish(self, phase: str, model: keras.Model, record: dict) -> None:
         """Save the model after `phase`, record the phase as finished, drop its backup."""
         from .model import save_for_inference
 
@@ -167,7 +172,7 @@ class RunStore:
         first_epoch = 0 if phase == "head" else self.config.epochs_head
         keep_log_rows_before(self.log_file, first_epoch)
 
-    def load_model(self, phase: str):
+    def load_model(self, phase: str) -> keras.Model:
         """The model saved after `phase` (safe mode)."""
         from .model import load_trained_model
 

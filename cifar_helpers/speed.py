@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import keras
 import numpy as np
@@ -16,6 +16,9 @@ from .config import Config
 from .data import make_dataset
 from .model import HEAD_LAYER_NAMES, base_layers
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 CACHE_FORMAT = "features-v1"
 
 
@@ -23,7 +26,7 @@ ISAS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512
                      "AVX512_CORE_VNNI"}  # oneDNN's names for instruction sets below AVX512_BF16
 
 
-def cpu_has_native_bf16(environ=os.environ) -> bool:
+def cpu_has_native_bf16(environ: Mapping[str, str] = os.environ) -> bool:
     """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), where bf16 pays off.
 
     `ONEDNN_MAX_CPU_ISA` below AVX512_BF16 (which emulates a laptop CPU) counts as no bf16.
@@ -104,7 +107,9 @@ def cached_features(model: keras.Model, x: np.ndarray, cache_dir: str | Path,
     return features
 
 
-def feature_datasets(model: keras.Model, train, val, config: Config, cache_dir: str | Path):
+def feature_datasets(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
+                     val: tuple[np.ndarray, np.ndarray], config: Config, cache_dir: str | Path
+                     ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """Training and validation pipelines over cached features, shuffled exactly as the image ones."""
     extractor = feature_extractor(model)  # one predict function for both arrays
     f_train = cached_features(model, train[0], cache_dir, extractor=extractor)

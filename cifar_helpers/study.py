@@ -7,12 +7,18 @@ import dataclasses
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .config import Config
 from .errors import OutputError
+
+if TYPE_CHECKING:
+    import keras
+
+    from .evaluation import Evaluation
+    from .pipeline import Pipeline
 
 
 def library_versions() -> dict[str, str]:
@@ -28,7 +34,7 @@ def library_versions() -> dict[str, str]:
             "platform": platform.platform(), "machine": platform.machine()}
 
 
-def build_metrics(pipeline, evaluation, seconds: float) -> dict:
+def build_metrics(pipeline: Pipeline, evaluation: Evaluation, seconds: float) -> dict:
     """The content of metrics.json; the history comes from the CSV log, so it survives resumes."""
     config, inputs, store = pipeline.config, pipeline.inputs, pipeline.store
     history = pipeline.history()
@@ -71,8 +77,9 @@ def _write_failures_as_output_errors(folder: Path) -> Iterator[None]:
                           "again to resume") from None
 
 
-def run_study(config: Config, log: Callable[[str], None] = print, verbose=None,
-              callbacks: Sequence = ()) -> dict:
+def run_study(config: Config, log: Callable[[str], None] = print,
+              verbose: int | str | None = None,
+              callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
     """Run (or resume) the two-phase study and write its results into the run folder.
 
     `callbacks` (Keras callbacks) join every `fit`, e.g. notebook 06's progress estimate.

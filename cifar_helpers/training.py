@@ -6,7 +6,7 @@ import contextlib
 import math
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import keras
 
@@ -15,8 +15,14 @@ from .errors import TrainingError
 from .fast_ops import resolve_fast_ops
 from .model import freeze_base, train_everything, unfreeze_base
 
+if TYPE_CHECKING:
+    import numpy as np
+    import tensorflow as tf
 
-def compile_model(model: keras.Model, learning_rate, label_smoothing: float = 0.0,
+LearningRate = float | keras.optimizers.schedules.LearningRateSchedule  # a fixed rate or a schedule
+
+
+def compile_model(model: keras.Model, learning_rate: LearningRate, label_smoothing: float = 0.0,
                   fused_adam: bool = False) -> None:
     """Adam + categorical cross-entropy on one-hot labels, as in the seed.
 
@@ -31,7 +37,8 @@ def compile_model(model: keras.Model, learning_rate, label_smoothing: float = 0.
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
-def learning_rate_for(config: Config, peak: float, epochs: int, steps_per_epoch: int):
+def learning_rate_for(config: Config, peak: float, epochs: int, steps_per_epoch: int
+                      ) -> tuple[LearningRate, list[keras.callbacks.Callback]]:
     """(learning rate or schedule, extra callbacks) for a phase, as `config.lr_schedule` says.
 
     constant: the seed's fixed rate. cosine: linear warm-up over the first epoch (at most a tenth
@@ -49,7 +56,7 @@ def learning_rate_for(config: Config, peak: float, epochs: int, steps_per_epoch:
     return peak, []
 
 
-def steps_per_epoch(dataset) -> int:
+def steps_per_epoch(dataset: tf.data.Dataset) -> int:
     """Batches per epoch of a tf.data pipeline (1 when unknown), for learning-rate schedules."""
     return max(int(dataset.cardinality()), 1)
 
@@ -116,9 +123,9 @@ def checked(history: keras.callbacks.History, first_epoch: int) -> keras.callbac
     return history
 
 
-def train_head(model: keras.Model, train_ds, val_ds, config: Config,
-               callbacks: Sequence[keras.callbacks.Callback] = (), verbose="auto"
-               ) -> keras.callbacks.History:
+def train_head(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
+               config: Config, callbacks: Sequence[keras.callbacks.Callback] = (),
+               verbose: int | str = "auto") -> keras.callbacks.History:
     """Phase 1: freeze ResNet50, compile at `lr_head`, train the head for `epochs_head` epochs."""
     freeze_base(model)
     learning_rate, schedule_callbacks = learning_rate_for(
@@ -139,9 +146,10 @@ def uses_feature_cache(config: Config) -> bool:
             and not any(getattr(config, name) for name in settings_varying_images()))
 
 
-def train_head_on_cached_features(model: keras.Model, train, val, config: Config,
+def train_head_on_cached_features(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
+                                  val: tuple[np.ndarray, np.ndarray], config: Config,
                                   callbacks: Sequence[keras.callbacks.Callback] = (),
-                                  verbose="auto", *, cache_dir: str | Path
+                                  verbose: int | str = "auto", *, cache_dir: str | Path
                                   ) -> keras.callbacks.History:
     """Phase 1 as `train_head`, but the frozen base runs once: the head trains on cached features.
 
@@ -165,9 +173,9 @@ def train_head_on_cached_features(model: keras.Model, train, val, config: Config
     return checked(history, first_epoch=0)
 
 
-def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
-              callbacks: Sequence[keras.callbacks.Callback] = (), verbose="auto"
-              ) -> keras.callbacks.History:
+def fine_tune(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
+              config: Config, callbacks: Sequence[keras.callbacks.Callback] = (),
+              verbose: int | str = "auto") -> keras.callbacks.History:
     """Phase 2: unfreeze from `fine_tune_at` (BatchNorm stays frozen), recompile at `lr_finetune`."""
     unfreeze_base(model, config.fine_tune_at)
     learning_rate, schedule_callbacks = learning_rate_for(
@@ -181,9 +189,10 @@ def fine_tune(model: keras.Model, train_ds, val_ds, config: Config,
     return checked(history, first_epoch=config.epochs_head)
 
 
-def train_from_scratch(model: keras.Model, train_ds, val_ds, config: Config, phase: str,
-                       callbacks: Sequence[keras.callbacks.Callback] = (), verbose="auto"
-                       ) -> keras.callbacks.History:
+def train_from_scratch(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
+                       config: Config, phase: str,
+                       callbacks: Sequence[keras.callbacks.Callback] = (),
+                       verbose: int | str = "auto") -> keras.callbacks.History:
     """The control: random weights, every layer (BatchNorm too) trains at `lr_head` throughout.
 
     Same epochs as the two phases together; 'head' runs the first `epochs_head` of them and

@@ -10,6 +10,7 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def _checked(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +74,8 @@ def pair_confusion(confusion: np.ndarray, class_names: Sequence[str], a: str, b:
             f"{b}→{a}": int(confusion[j, i]), f"{b}→{b}": int(confusion[j, j])}
 
 
-def plot_confidence_histogram(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 10):
+def plot_confidence_histogram(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 10
+                              ) -> Figure:
     """Confidence histogram of correct and of wrong predictions, each as shares of its group."""
     right, wrong = split_confidence(probabilities, labels)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -93,7 +95,7 @@ def plot_confidence_histogram(probabilities: np.ndarray, labels: np.ndarray, *, 
 
 def plot_confused_pair(images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray,
                        class_names: Sequence[str], a: str, b: str, *, k: int = 6,
-                       size: float = 1.5):
+                       size: float = 1.5) -> Figure:
     """Two rows of images: a predicted as b, then b predicted as a (most confident first)."""
     i, j = list(class_names).index(a), list(class_names).index(b)
     fig, axes = plt.subplots(2, k, figsize=(k * size, 2 * size * 1.25), squeeze=False)

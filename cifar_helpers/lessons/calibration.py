@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from .analysis import _checked
 
@@ -107,7 +108,8 @@ def _draw_reliability(ax, probabilities: np.ndarray, labels: np.ndarray, bins: i
 
 def plot_reliability_diagram(probabilities: np.ndarray, labels: np.ndarray,
                              scaled: np.ndarray | None = None, *, bins: int = DEFAULT_BINS,
-                             titles: tuple[str, str] = ("before", "after temperature scaling")):
+                             titles: tuple[str, str] = ("before", "after temperature scaling")
+                             ) -> Figure:
     """Reliability diagram of `probabilities`, and beside it of `scaled` ones when given."""
     panels = [(probabilities, titles[0])] + ([(scaled, titles[1])] if scaled is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)

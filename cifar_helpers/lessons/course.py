@@ -63,7 +63,7 @@ def environment_report() -> dict:
     return {**versions, "gpus": gpus}
 
 
-def show_source(obj) -> object:
+def show_source(obj: object) -> object:
     """Display the source code of a `cifar_helpers` function, so the notebook shows the real code."""
     from IPython.display import Code
 

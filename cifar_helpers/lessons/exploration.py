@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..data import NUM_CLASSES
 
@@ -43,7 +44,7 @@ def count_table(splits: Mapping[str, np.ndarray], class_names: Sequence[str]) ->
 
 
 def plot_class_counts(counts: np.ndarray, class_names: Sequence[str], *,
-                      title: str = "Images per class"):
+                      title: str = "Images per class") -> Figure:
     """Bar chart of images per class, with each bar's count written on it."""
     fig, ax = plt.subplots(figsize=(9, 3.2))
     bars = ax.bar(list(class_names), counts, color="tab:blue")
@@ -80,7 +81,8 @@ def histogram_mean_std(histograms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(variance, 0.0))
 
 
-def plot_channel_histograms(histograms: np.ndarray, *, title: str = "Pixel values per channel"):
+def plot_channel_histograms(histograms: np.ndarray, *,
+                            title: str = "Pixel values per channel") -> Figure:
     """The three channel histograms as shares of all pixels, in their own colours."""
     fig, ax = plt.subplots(figsize=(9, 3.2))
     shares = histograms / histograms.sum(axis=1, keepdims=True)

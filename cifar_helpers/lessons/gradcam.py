@@ -13,6 +13,7 @@ from typing import Sequence
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def spatial_size(layer: keras.layers.Layer) -> tuple[int, int] | None:
@@ -95,7 +96,8 @@ def gradcam(model: keras.Model, images: np.ndarray,
 
 def plot_gradcam(images: np.ndarray, heatmaps: np.ndarray | Sequence[np.ndarray],
                  titles: Sequence[str] | None = None, *,
-                 row_labels: Sequence[str] | None = None, alpha: float = 0.5, size: float = 1.8):
+                 row_labels: Sequence[str] | None = None, alpha: float = 0.5, size: float = 1.8
+                 ) -> Figure:
     """The images, then a row of overlays (red = important) per heatmap set (N, H, W) given."""
     rows = list(heatmaps) if np.ndim(heatmaps) == 4 else [heatmaps]
     count = len(images)

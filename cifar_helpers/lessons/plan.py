@@ -104,10 +104,10 @@ class PlanProgress(keras.callbacks.Callback):
         self.plan, self.log, self.per_epoch = plan, log, {}
         self.first = next(iter(plan.values()))
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.started = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         phase = "head" if epoch < self.first.epochs_head else "finetune"
         if phase in self.per_epoch:
             return

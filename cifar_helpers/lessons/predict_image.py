@@ -8,6 +8,7 @@ from typing import Sequence
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def model_image_size(model: keras.Model) -> tuple[int, int]:
@@ -63,7 +64,8 @@ def classify_image(model: keras.Model, path_or_array: str | os.PathLike | np.nda
 
 
 def plot_image_prediction(image: np.ndarray, probabilities: np.ndarray,
-                          class_names: Sequence[str], *, top: int = 3, title: str | None = None):
+                          class_names: Sequence[str], *, top: int = 3, title: str | None = None
+                          ) -> Figure:
     """The image as the model sees it, beside bars of its `top` class probabilities."""
     ranking = top_classes(probabilities, class_names, top)
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2),
