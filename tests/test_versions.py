@@ -10,6 +10,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 import pytest
+from packaging.requirements import Requirement
 
 from cifar_helpers.versions import (SUPPORTED, UnsupportedRuntimeError, major_minor,
                                     require_supported, too_old)
@@ -50,6 +51,34 @@ def test_ci_floor_pins_the_oldest_supported_minor():
         assert major_minor(pinned) == major_minor(SUPPORTED[name][0]), name
     ci = (ROOT / ".ci" / "run").read_text()
     assert "-c constraints-oldest.txt" in ci and "notebooks/03_head_training.ipynb" in ci
+
+
+def requirement_floors(lines) -> dict[str, str]:
+    """{'scikit-learn': '1.3', ...}: the lower bound (>=) of each requirement line."""
+    requirements = (Requirement(line.split("#")[0]) for line in lines
+                    if line.split("#")[0].strip() and not line.startswith("-"))
+    return {requirement.name: next(spec.version for spec in requirement.specifier
+                                   if spec.operator == ">=") for requirement in requirements}
+
+
+def test_pyproject_floors_are_the_requirements_floors():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    requirements = requirement_floors((ROOT / "requirements.txt").read_text().splitlines())
+    requirements.pop("jupyterlab")  # a local front end only: Colab and Kaggle bring their own
+    assert requirement_floors(declared) == requirements
+
+
+def test_ci_pins_every_floor_of_requirements_txt():
+    """A lower bound CI never installs is a guess: constraints-oldest.txt pins each one."""
+    floors = requirement_floors((ROOT / "requirements.txt").read_text().splitlines())
+    pins = {Requirement(line).name: next(iter(Requirement(line).specifier))
+            for line in (ROOT / "constraints-oldest.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+    assert pins.keys() == floors.keys()
+    for name, pin in pins.items():
+        floor = floors[name] if "." in floors[name] else floors[name] + ".0"
+        assert pin.operator == "==" and major_minor(pin.version) == major_minor(floor), name
 
 
 def test_readme_names_the_window():
