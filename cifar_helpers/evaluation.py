@@ -51,8 +51,7 @@ def per_class_accuracy(confusion: np.ndarray, class_names: Sequence[str]) -> dic
 
 
 def evaluate(model: keras.Model, x_test: np.ndarray, y_test: np.ndarray,
-             class_names: Sequence[str],
-             batch_size: int = 256) -> Evaluation:
+             class_names: Sequence[str], batch_size: int = 256) -> Evaluation:
     """Run the model on the test set and compute the metrics of the study."""
     probabilities = predict_proba(model, x_test, batch_size)
     predictions = probabilities.argmax(axis=1)
