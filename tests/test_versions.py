@@ -54,7 +54,7 @@ def test_ci_floor_pins_the_oldest_supported_minor():
 
 
 def requirement_floors(lines) -> dict[str, str]:
-    """{'scikit-learn': '1.3', ...}: the lower bound (>=) of each requirement line."""
+    """{'scikit-learn': '1.2', ...}: the lower bound (>=) of each requirement line."""
     requirements = (Requirement(line.split("#")[0]) for line in lines
                     if line.split("#")[0].strip() and not line.startswith("-"))
     return {requirement.name: next(spec.version for spec in requirement.specifier
