@@ -1,7 +1,6 @@
 """The supported runtime window is stated once (cifar_helpers/versions.py); every other place that
 names a version agrees with it, and a too-old runtime is told in one sentence what to do."""
 
-import re
 from pathlib import Path
 
 try:  # Python 3.11+
@@ -19,66 +18,68 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = ("tensorflow", "keras")
 
 
-def requirement_bounds(lines, name):
-    """{'>=': '2.17', '<': '2.22'} for a requirement line such as 'tensorflow>=2.17,<2.22'."""
+def requirement_specs(lines) -> dict[str, dict[str, str]]:
+    """{'tensorflow': {'>=': '2.17', '<': '2.22'}, ...} for requirement lines such as
+    'tensorflow>=2.17,<2.22' (comments and pip options such as '-e .' skipped)."""
+    specs = {}
     for line in lines:
-        match = re.fullmatch(rf"{name}((?:[<>=]=?[\d.]+,?)+)", line.strip().replace('"', ""))
-        if match:
-            return dict(re.findall(r"([<>=]=?)([\d.]+)", match.group(1)))
-    raise AssertionError(f"{name} not found")
+        text = line.split("#")[0].strip()
+        if text and not text.startswith("-"):
+            requirement = Requirement(text)
+            specs[requirement.name] = {spec.operator: spec.version
+                                       for spec in requirement.specifier}
+    return specs
+
+
+def file_specs(name: str) -> dict[str, dict[str, str]]:
+    """`requirement_specs` of a file at the repository's root."""
+    return requirement_specs((ROOT / name).read_text().splitlines())
 
 
 def test_pyproject_lower_bounds_are_the_floor_and_nothing_caps_them():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for name in LIBRARIES:
-        assert requirement_bounds(project["dependencies"], name) == {">=": SUPPORTED[name][0]}
+        assert requirement_specs(project["dependencies"])[name] == {">=": SUPPORTED[name][0]}
     assert project["requires-python"] == f">={SUPPORTED['python'][0]}"
 
 
 def test_requirements_ranges_span_the_window():
-    lines = (ROOT / "requirements.txt").read_text().splitlines()
     for name in LIBRARIES:
-        bounds = requirement_bounds(lines, name)
+        bounds = file_specs("requirements.txt")[name]
         newest = major_minor(SUPPORTED[name][1])
         assert bounds[">="] == SUPPORTED[name][0]
         assert bounds["<"] == f"{newest[0]}.{newest[1] + 1}"  # the newest tested minor, no further
 
 
 def test_ci_floor_pins_the_oldest_supported_minor():
-    lines = (ROOT / "constraints-oldest.txt").read_text().splitlines()
     for name in LIBRARIES:
-        pinned = requirement_bounds(lines, name)["=="]
+        pinned = file_specs("constraints-oldest.txt")[name]["=="]
         assert major_minor(pinned) == major_minor(SUPPORTED[name][0]), name
     ci = (ROOT / ".ci" / "run").read_text()
     assert "-c constraints-oldest.txt" in ci and "notebooks/03_head_training.ipynb" in ci
 
 
-def requirement_floors(lines) -> dict[str, str]:
-    """{'scikit-learn': '1.2', ...}: the lower bound (>=) of each requirement line."""
-    requirements = (Requirement(line.split("#")[0]) for line in lines
-                    if line.split("#")[0].strip() and not line.startswith("-"))
-    return {requirement.name: next(spec.version for spec in requirement.specifier
-                                   if spec.operator == ">=") for requirement in requirements}
+def floors(specs: dict[str, dict[str, str]]) -> dict[str, str]:
+    """{'scikit-learn': '1.2', ...}: the lower bound (>=) of each requirement."""
+    return {name: bounds[">="] for name, bounds in specs.items()}
 
 
 def test_pyproject_floors_are_the_requirements_floors():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = project["dependencies"] + project["optional-dependencies"]["dev"]
-    requirements = requirement_floors((ROOT / "requirements.txt").read_text().splitlines())
+    requirements = floors(file_specs("requirements.txt"))
     requirements.pop("jupyterlab")  # a local front end only: Colab and Kaggle bring their own
-    assert requirement_floors(declared) == requirements
+    assert floors(requirement_specs(declared)) == requirements
 
 
 def test_ci_pins_every_floor_of_requirements_txt():
     """A lower bound CI never installs is a guess: constraints-oldest.txt pins each one."""
-    floors = requirement_floors((ROOT / "requirements.txt").read_text().splitlines())
-    pins = {Requirement(line).name: next(iter(Requirement(line).specifier))
-            for line in (ROOT / "constraints-oldest.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#")}
-    assert pins.keys() == floors.keys()
+    lower_bounds = floors(file_specs("requirements.txt"))
+    pins = file_specs("constraints-oldest.txt")
+    assert pins.keys() == lower_bounds.keys()
     for name, pin in pins.items():
-        floor = floors[name] if "." in floors[name] else floors[name] + ".0"
-        assert pin.operator == "==" and major_minor(pin.version) == major_minor(floor), name
+        floor = lower_bounds[name] if "." in lower_bounds[name] else lower_bounds[name] + ".0"
+        assert list(pin) == ["=="] and major_minor(pin["=="]) == major_minor(floor), name
 
 
 def test_readme_names_the_window():
