@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from .errors import ConfigError, DataError, DownloadUnavailableError
-from .network import check_reachable, keras_home, socket_timeout
+from .network import check_reachable, is_network_failure, keras_home, socket_timeout
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -195,24 +195,30 @@ def load_sample(path: str | os.PathLike = SAMPLE_PATH) -> CifarData:
     return CifarData(x_train, y_train, x_test, y_test, CLASS_NAMES, "sample")
 
 
-def keras_cifar10_dir() -> Path:
-    """Where `keras.datasets.cifar10.load_data()` leaves the extracted batches."""
-    return keras_home() / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py"
+def keras_cifar10_dirs() -> tuple[Path, ...]:
+    """Where `keras.datasets.cifar10.load_data()` leaves the batches: Keras 3.6+, then 3.4-3.5."""
+    datasets = keras_home() / "datasets"
+    return (datasets / "cifar-10-batches-py-target" / "cifar-10-batches-py",
+            datasets / "cifar-10-batches-py")
 
 
 def load_from_keras(timeout: float = 15.0) -> CifarData:
     """Use the Keras cache if present, else download with `keras.datasets.cifar10.load_data()`."""
-    cached = keras_cifar10_dir()
-    if (cached / "test_batch").exists():
-        return load_batches_dir(cached, source=f"keras-cache:{cached}")
+    for cached in keras_cifar10_dirs():
+        if (cached / "test_batch").exists():
+            return load_batches_dir(cached, source=f"keras-cache:{cached}")
     check_reachable(CIFAR10_URL, timeout)
     import keras
 
     try:
         with socket_timeout(timeout):
             (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
-    except Exception as exc:  # Keras wraps network failures in a bare Exception
-        raise DownloadUnavailableError(f"downloading CIFAR-10 failed ({exc})") from None
+    except Exception as exc:
+        if is_network_failure(exc):
+            raise DownloadUnavailableError(f"downloading CIFAR-10 failed ({exc})") from None
+        raise DataError(f"keras.datasets.cifar10.load_data() failed ({type(exc).__name__}: {exc}); "
+                        f"if a download was cut off, delete {keras_home() / 'datasets'}/"
+                        "cifar-10* and run again") from None
     x_train, y_train = _validate_arrays(x_train, y_train, "keras.datasets.cifar10")
     x_test, y_test = _validate_arrays(x_test, y_test, "keras.datasets.cifar10")
     return CifarData(x_train, y_train, x_test, y_test, CLASS_NAMES, "keras")
@@ -228,7 +234,7 @@ def load_cifar10(source: str = "auto", timeout: float = 15.0) -> CifarData:
         except DownloadUnavailableError as exc:
             raise DownloadUnavailableError(
                 f"{exc}. Offline? Use --data sample (CIFAR_DATA=sample), or put the extracted "
-                f"cifar-10-batches-py folder at {keras_cifar10_dir()} or pass its path") from None
+                f"cifar-10-batches-py folder at {keras_cifar10_dirs()[0]} or pass its path") from None
     if source == "auto":
         try:
             return load_from_keras(timeout)

@@ -33,6 +33,13 @@ def check_reachable(url: str, timeout: float) -> None:
         raise DownloadUnavailableError(f"cannot reach {url} ({reason})") from None
 
 
+def is_network_failure(exc: BaseException) -> bool:
+    """True for a failed fetch (Keras' bare "URL fetch failure" Exception, a lost connection)."""
+    if isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionError)):
+        return True
+    return type(exc) is Exception and str(exc).startswith("URL fetch failure")
+
+
 @contextlib.contextmanager
 def socket_timeout(seconds: float) -> Iterator[None]:
     """Give every socket opened inside the block a timeout, so a stalled download cannot hang."""

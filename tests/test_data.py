@@ -1,3 +1,4 @@
+import shutil
 import socket
 import time
 
@@ -107,7 +108,7 @@ def test_shipped_sample_is_real_balanced_and_small():
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """No Keras cache and no network."""
-    monkeypatch.setattr(data, "keras_cifar10_dir", lambda: tmp_path / "no-cache")
+    monkeypatch.setattr(data, "keras_home", lambda: tmp_path / "no-cache")
 
     def unreachable(url, timeout):
         raise DownloadUnavailableError(f"cannot reach {url} (test: offline)")
@@ -125,11 +126,40 @@ def test_keras_source_offline_says_what_to_do(offline):
         load_cifar10("keras")
 
 
-def test_keras_cache_is_read_with_the_safe_parser(monkeypatch, canonical):
+@pytest.mark.parametrize("layout", ["cifar-10-batches-py-target/cifar-10-batches-py",  # Keras 3.6+
+                                    "cifar-10-batches-py"])  # Keras 3.4-3.5
+def test_keras_cache_is_read_with_the_safe_parser(monkeypatch, tmp_path, canonical, layout):
     folder, _ = canonical
-    monkeypatch.setattr(data, "keras_cifar10_dir", lambda: folder)
+    cached = tmp_path / "keras-home" / "datasets" / layout
+    shutil.copytree(folder, cached)
+    monkeypatch.setattr(data, "keras_home", lambda: tmp_path / "keras-home")
+    monkeypatch.setattr(data, "check_reachable", lambda url, timeout: pytest.fail("no cache read"))
     loaded = load_cifar10("keras")
-    assert loaded.source == f"keras-cache:{folder}" and len(loaded.y_train) == 100
+    assert loaded.source == f"keras-cache:{cached}" and len(loaded.y_train) == 100
+
+
+@pytest.mark.parametrize("failure, expected", [
+    (Exception("URL fetch failure on https://x: None -- timed out"), DownloadUnavailableError),
+    (TimeoutError("The read operation timed out"), DownloadUnavailableError),
+    (ValueError("Incomplete or corrupted file detected."), DataError),  # checksum mismatch
+    (FileNotFoundError("data_batch_3"), DataError),  # an extraction cut off
+])
+def test_a_failed_keras_download_says_whether_the_network_or_the_files_failed(
+        monkeypatch, tmp_path, failure, expected):
+    import keras
+
+    def load_data():
+        raise failure
+    monkeypatch.setattr(data, "keras_home", lambda: tmp_path)
+    monkeypatch.setattr(data, "check_reachable", lambda url, timeout: None)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", load_data)
+    with pytest.raises(DataError) as raised:
+        load_cifar10("keras")
+    assert type(raised.value) is expected
+    if expected is DataError:  # broken files are not "offline": no fallback to the sample either
+        assert "delete" in str(raised.value) and str(tmp_path) in str(raised.value)
+        with pytest.raises(DataError, match="delete"):
+            load_cifar10("auto")
 
 
 def test_reachability_check_times_out_on_a_silent_server():
