@@ -20,7 +20,8 @@ from .errors import ConfigError
 ENV_PREFIX = "CIFAR_"
 RUNS_DIR_ENV = "CIFAR_RUNS_DIR"
 # What a setting shapes: both phases (and so every later state), phase 2 only, the test-set
-# evaluation only, or nothing computed at all (where and how results are shown).
+# evaluation only, or nothing a run folder records as a setting ("place": where and how results
+# are shown, and where data and weights are found, which the run store records by content).
 SCOPES = ("training", "finetune", "evaluation", "place")
 
 
@@ -37,8 +38,10 @@ class Config:
     """Every setting of a study run; build one with `load_config`."""
 
     profile: str = setting("seed", "settings preset", scope="place")
-    data: str = setting("auto", "auto | keras | sample | DIR in the cifar-10-batches-py layout")
-    weights: str = setting("auto", "auto | imagenet | none | PATH to a ResNet50 notop .h5")
+    data: str = setting("auto", "auto | keras | sample | DIR in the cifar-10-batches-py layout",
+                        scope="place")
+    weights: str = setting("auto", "auto | imagenet | none | PATH to a ResNet50 notop .h5",
+                           scope="place")
     epochs_head: int = setting(10, "phase-1 epochs")
     epochs_finetune: int = setting(10, "phase-2 epochs", scope="finetune")
     batch_size: int = setting(32, "batch size (Keras' default, as in the seed)", minimum=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import warnings
@@ -58,6 +59,15 @@ class CifarData(NamedTuple):
     def test(self) -> tuple[np.ndarray, np.ndarray]:
         """(x_test, y_test) as one pair, to unpack into a call."""
         return self.x_test, self.y_test
+
+    @property
+    def identity(self) -> str:
+        """What the images and labels are, not where they came from: the same for a download, the
+        Keras cache and a copied folder, so a run folder is reused wherever its data is found."""
+        digest = hashlib.blake2b(digest_size=12)
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+            digest.update(np.ascontiguousarray(array))
+        return f"{len(self.y_train)}+{len(self.y_test)} images, blake2b {digest.hexdigest()}"
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

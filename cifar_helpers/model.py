@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import warnings
@@ -21,6 +22,7 @@ RESNET50_LAYER_NAME = re.compile(r"(conv[1-5]|pool1)_")
 IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
                       + IMAGENET_NOTOP_FILE)
+IMAGENET_NOTOP_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # as keras.applications checks that file
 
 
 class WeightsFallbackWarning(UserWarning):
@@ -69,6 +71,15 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
     if not os.path.isfile(spec):
         raise WeightsError(f"weights file not found: {spec}")
     return spec, f"file:{spec}"
+
+
+def weights_identity(weights: str | None) -> str:
+    """What a run starts from, not where the file lies: 'imagenet' (Keras' file anywhere), 'none',
+    or another file's MD5."""
+    if weights is None or weights == "imagenet":
+        return weights or "none"
+    md5 = hashlib.md5(Path(weights).read_bytes(), usedforsecurity=False).hexdigest()
+    return "imagenet" if md5 == IMAGENET_NOTOP_MD5 else f"file with MD5 {md5}"
 
 
 def augmentation() -> keras.Sequential:

@@ -35,6 +35,7 @@ class Inputs:
     """The data of a run (split as the configuration says) and the weights it starts from."""
 
     source: str
+    data_identity: str  # what the images are (CifarData.identity), for the run store
     class_names: tuple[str, ...]
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
@@ -67,8 +68,8 @@ def load_inputs(config: Config) -> Inputs:
         warnings.showwarning(other.message, other.category, other.filename, other.lineno)
     for text in notices:
         print(f"\nWARNING: {text}\n", file=sys.stderr, flush=True)
-    return Inputs(data.source, data.class_names, train, val, test, weights, weights_used,
-                  notices)
+    return Inputs(data.source, data.identity, data.class_names, train, val, test, weights,
+                  weights_used, notices)
 
 
 class Pipeline:
@@ -78,6 +79,7 @@ class Pipeline:
                  callbacks: Sequence[keras.callbacks.Callback] = ()):
         from .devices import describe_strategy, resolve_strategy, split_cpu
         from .fast_ops import resolve_fast_ops
+        from .model import weights_identity
         from .run_store import check_writable
         from .speed import resolve_precision
         from .training import fit_verbosity
@@ -96,7 +98,7 @@ class Pipeline:
             tf.config.experimental.enable_op_determinism()
         self.inputs = load_inputs(config)
         self.store = RunStore.open(config.out, config, resolved={
-            "data": self.inputs.source, "weights": self.inputs.weights_used,
+            "data": self.inputs.data_identity, "weights": weights_identity(self.inputs.weights),
             "precision": self.precision, "keras": keras.__version__,  # saved models' format
             "distribute": self.devices["strategy"], "replicas": self.devices["replicas"],
             "fast_ops": self.fast_ops})

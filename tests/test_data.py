@@ -162,6 +162,15 @@ def test_a_failed_keras_download_says_whether_the_network_or_the_files_failed(
             load_cifar10("auto")
 
 
+def test_identity_follows_the_images_not_where_they_were_read(canonical):
+    folder, _ = canonical
+    from_folder = load_batches_dir(folder)
+    cached = load_batches_dir(folder, source="keras-cache:elsewhere")
+    assert from_folder.identity == cached.identity != load_sample().identity
+    flipped = from_folder._replace(x_test=from_folder.x_test[:, ::-1])
+    assert flipped.identity != from_folder.identity
+
+
 def test_reachability_check_times_out_on_a_silent_server():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))

@@ -7,7 +7,8 @@ from cifar_helpers.errors import DownloadUnavailableError, WeightsError
 from cifar_helpers.model import (ResNet50Preprocess, WeightsFallbackWarning, base_layers,
                                  build_model, freeze_base, head_layers, load_trained_model,
                                  resolve_weights, save_for_inference, stage_of,
-                                 train_everything, trainable_count, unfreeze_base)
+                                 train_everything, trainable_count, unfreeze_base,
+                                 weights_identity)
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +136,16 @@ def test_model_with_code_in_it_is_refused_by_safe_mode(tmp_path):
     tampered.save(path)
     with pytest.raises(WeightsError, match="cannot load model safely.*(safe_mode|Lambda)"):
         load_trained_model(path)
+
+
+def test_weights_are_identified_by_content_not_by_path(tmp_path, monkeypatch):
+    import hashlib
+
+    first, second = tmp_path / "a.h5", tmp_path / "b.h5"
+    first.write_bytes(b"some weights")
+    second.write_bytes(b"some weights")
+    assert weights_identity(str(first)) == weights_identity(str(second)) != weights_identity(None)
+    assert weights_identity(None) == "none" and weights_identity("imagenet") == "imagenet"
+    monkeypatch.setattr(model_module, "IMAGENET_NOTOP_MD5",
+                        hashlib.md5(b"some weights").hexdigest())
+    assert weights_identity(str(second)) == "imagenet"  # Keras' own file, passed as a path
