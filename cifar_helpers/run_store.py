@@ -222,7 +222,8 @@ def history_from_log(log_file: Path, epochs_head: int, epochs: int | None = None
     """The merged history of both phases (1-based epochs, phase names, boundaries) from the log,
     of the first `epochs` epochs (all when None)."""
     merged: dict = {"epoch": [], "phase": [], "boundaries": []}
-    for row in log_rows(log_file)[:epochs]:
+    rows = [row for row in log_rows(log_file) if epochs is None or row["epoch"] < epochs]
+    for row in rows:
         phase = "head" if row["epoch"] < epochs_head else "finetune"
         if merged["phase"] and merged["phase"][-1] != phase:
             merged["boundaries"].append(merged["epoch"][-1])

@@ -105,6 +105,15 @@ def test_history_up_to_phase_1_keeps_only_its_epochs(two_phase_run):
     assert head["epoch"] == [1] and head["boundaries"] == [] and head["phase"] == ["head"]
 
 
+def test_history_up_to_phase_1_ends_at_its_last_epoch_when_it_stopped_early(tmp_path):
+    log = tmp_path / "training_log.csv"  # phase 1 stopped after 2 of 3 epochs; phase 2 at epoch 3
+    log.write_text("epoch,loss\n0,2.0\n1,1.5\n3,1.2\n4,1.0\n")
+    head = history_from_log(log, 3, 3)
+    assert head["epoch"] == [1, 2] and head["loss"] == [2.0, 1.5] and head["phase"] == ["head"] * 2
+    both = history_from_log(log, 3)
+    assert both["epoch"] == [1, 2, 4, 5] and both["boundaries"] == [2]
+
+
 def test_a_keras_without_the_resume_attribute_fails_loudly():
     """restartable relies on Keras' private model._initial_epoch; if it disappears, say so."""
     from cifar_helpers.training import restartable
