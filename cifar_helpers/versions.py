@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 
-from .errors import CifarHelpersError
 
 # name: (oldest supported "major.minor", newest tested "major.minor")
 SUPPORTED = {
@@ -25,8 +24,8 @@ WHAT_TO_DO = {
 }
 
 
-class UnsupportedRuntimeError(CifarHelpersError):
-    """Python, TensorFlow or Keras is older than the course supports."""
+class UnsupportedRuntimeError(SystemExit):
+    """Python, TensorFlow or Keras is too old: a SystemExit, so a notebook shows one sentence."""
 
 
 def major_minor(version: str) -> tuple[int, int]:

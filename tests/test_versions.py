@@ -1,6 +1,8 @@
 """The supported runtime window is stated once (cifar_helpers/versions.py); every other place that
 names a version agrees with it, and a too-old runtime is told in one sentence what to do."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 try:  # Python 3.11+
@@ -108,3 +110,11 @@ def test_a_too_old_runtime_is_told_what_to_do_in_one_sentence():
     assert "tensorflow 2.16.2" in message and "pip install -r requirements.txt" in message
     assert message.count(". ") == 0 and "\n" not in message
     require_supported({"python": "3.11.7", "tensorflow": "2.17.0", "keras": "3.4.0"})  # no error
+
+
+def test_a_too_old_runtime_stops_a_script_without_a_traceback():
+    code = ("from cifar_helpers.versions import require_supported; "
+            "require_supported({'python': '3.11.7', 'tensorflow': '2.16.2', 'keras': '3.4.0'})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("This course needs at least")
