@@ -110,7 +110,8 @@ from cifar_helpers.config import describe
 from cifar_helpers.lessons.course import (environment_report, show_expectations, show_source,
                                           timed)
 from cifar_helpers.evaluation import evaluate, predict_proba
-from cifar_helpers.lessons.gradcam import gradcam, gradcam_layer, plot_gradcam, spatial_size
+from cifar_helpers.lessons.gradcam import (gradcam, gradcam_layer, live_cells, plot_gradcam,
+                                          spatial_size)
 from cifar_helpers.model import build_model
 from cifar_helpers.lessons.predict_image import (classify_image, image_probabilities,
                                          plot_image_prediction)
@@ -178,9 +179,18 @@ show_expectations()
 # **Why the layer must still have spatial extent.** A layer whose output is 1×1 has one value per
 # feature map for the whole image: its heatmap would be a single cell, saying nothing about where.
 # ResNet50 halves the resolution five times (a factor of 32), so at CIFAR-10's 32×32 input all of
-# the last stage, `conv5`, is 1×1. The last layer with a grid is `conv4_block6_out`, and its grid
-# is **2×2**: the heatmap can only say "top-left quarter" or "bottom half", no finer.
-# `gradcam_layer` finds that layer by itself, from the output shapes:
+# the last stage, `conv5`, is 1×1. The stage before, `conv4`, has a grid of **2×2**: the heatmap
+# can only say "top-left quarter" or "bottom half", no finer.
+
+# %% [markdown]
+# **Why every cell must count.** Grad-CAM also needs a layer *each cell of which can change the
+# score*: a cell that no later layer reads gets a gradient of exactly zero, and any heat there
+# would mean nothing. `conv5` begins with stride-2 1×1 convolutions, which read every second row
+# and column — of a 2×2 map, only the top-left cell. So three quarters of `conv4_block6_out`, the
+# last 2×2 block output, never reach the prediction. The map is taken one step earlier, inside
+# that last block, just before its 3×3 convolution, which gathers all four cells into the one that
+# is read. `gradcam_layer` finds that layer by itself, from the layers' sizes, kernels and strides
+# (`live_cells` shows which cells of any layer count):
 
 # %%
 show_source(gradcam_layer)
@@ -189,6 +199,8 @@ show_source(gradcam_layer)
 layer_name = gradcam_layer(model)
 layer_grid = spatial_size(model.get_layer(layer_name))
 print(f"Grad-CAM layer: {layer_name}, grid {layer_grid[0]}×{layer_grid[1]}")
+print("cells of conv4_block6_out that can change the prediction:\n",
+      live_cells(model, "conv4_block6_out").astype(int))
 upsampled_model = build_model(weights=None, image_size=64)  # only to read its layer shapes
 upsampled_grid = spatial_size(upsampled_model.get_layer(gradcam_layer(upsampled_model)))
 print(f"with the images upsampled to 64×64 inside the model: {gradcam_layer(upsampled_model)}, "
@@ -196,16 +208,18 @@ print(f"with the images upsampled to 64×64 inside the model: {gradcam_layer(ups
 
 # %%
 # extra code – check that the cells above did what the text says
-assert layer_grid[0] > 1 and layer_grid[1] > 1
+assert layer_grid[0] > 1 and layer_grid[1] > 1 and live_cells(model, layer_name).all()
 if config.image_size % 32 == 0:  # ResNet50 divides the size by 32 by the end of conv5
     assert spatial_size(model.get_layer("conv5_block3_out")) == (config.image_size // 32,) * 2
 if config.image_size == 32:
-    assert (layer_name, layer_grid) == ("conv4_block6_out", (2, 2))
+    assert (layer_name, layer_grid) == ("conv4_block6_1_relu", (2, 2))
+    assert live_cells(model, "conv4_block6_out").tolist() == [[True, False], [False, False]]
 assert gradcam_layer(upsampled_model) == "conv5_block3_out"
 
 # %% [markdown]
 # Feeding the network larger images is the way to finer maps: upsampled to 64×64, even `conv5` has
-# a 2×2 grid (and `conv4` a 4×4 one); at 224×224, ImageNet's size, `conv5` is 7×7. Upsampling also
+# a 2×2 grid (and `conv4` a 4×4 one), and every cell of `conv5_block3_out` counts, as only the
+# global average pooling reads it; at 224×224, ImageNet's size, `conv5` is 7×7. Upsampling also
 # tends to raise accuracy, because ImageNet features were learned at that scale — at a price in
 # compute. Notebook 06 has a section on input upsampling (the `image_size` setting); the
 # Grad-CAM code here adapts to it on its own.
@@ -319,8 +333,8 @@ plt.show()
 #
 # Read the test-set numbers with their uncertainty in mind: ECE with 15 bins needs many images
 # per bin, so on a few hundred test images it varies by several points from one sample to the
-# next. In the quick profile (30 validation, 100 test images, an untrained model whose
-# confidences hover near 1/10), the fitted T and both ECEs are noise.
+# next. In the quick profile (30 validation, 100 test images, a barely trained model whose
+# confidences are low, mostly between 0.1 and 0.5), the fitted T and both ECEs are noise.
 
 # %% [markdown]
 # ## 4. The two classic confusions: automobile/truck and cat/dog
@@ -508,24 +522,30 @@ assert [p for _, p in ranking] == sorted((p for _, p in ranking), reverse=True)
 # </details>
 
 # %% [markdown]
-# **3. A finer but less semantic map.** Grad-CAM on an earlier layer, `conv3_block4_out`
+# **3. A finer but less semantic map.** Grad-CAM on an earlier layer, `conv3_block3_out`
 # (4×4 at 32×32 input), for the same one-image-per-class set. What do you gain and what do you
-# lose?
+# lose? Why not `conv3_block4_out`, the last 4×4 block output?
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# earlier = gradcam(model, x_test[one_per_class], layer_name="conv3_block4_out")
+# earlier = gradcam(model, x_test[one_per_class], layer_name="conv3_block3_out")
 # plot_gradcam(x_test[one_per_class], earlier,
 #              prediction_titles(one_per_class, probabilities, y_test, class_names))
 # plt.show()
+# print(live_cells(model, "conv3_block4_out").astype(int))  # 1 = can change the prediction
 # ```
 #
 # The grid is four times finer, but earlier layers respond to simpler patterns (edges, textures,
 # colours) and the gradient has to travel through more layers to reach them, so the maps are
 # noisier and less about "the class". The usual remedy is the one from section 2: larger inputs,
 # so that a deep layer keeps a finer grid (see notebook 06).
+#
+# Not `conv3_block4_out`: `conv4` begins, like `conv5`, with stride-2 1×1 convolutions, which read
+# only every second row and column of it, so 12 of its 16 cells never reach the prediction (the
+# printed grid) and their heat would mean nothing. Every cell of `conv3_block3_out` counts: block
+# 4's 3×3 convolution reads each one together with its neighbours.
 # </details>
 
 # %% [markdown]
@@ -539,8 +559,12 @@ assert [p for _, p in ranking] == sorted((p for _, p in ranking), reverse=True)
 # picked = pair_mistakes("cat", "dog")
 # if len(picked):
 #     runner_up = np.argsort(probabilities[picked], axis=1)[:, -2]
-#     plot_gradcam(x_test[picked], gradcam(model, x_test[picked], class_index=runner_up),
-#                  [f"2nd: {class_names[c]}" for c in runner_up])
+#     first_maps = gradcam(model, x_test[picked], class_index=predictions[picked])
+#     second_maps = gradcam(model, x_test[picked], class_index=runner_up)
+#     plot_gradcam(x_test[picked], [first_maps, second_maps],
+#                  [f"{class_names[a]} / {class_names[b]}"
+#                   for a, b in zip(predictions[picked], runner_up)],
+#                  row_labels=["1st choice", "2nd choice"])
 #     plt.show()
 # ```
 #

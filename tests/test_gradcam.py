@@ -1,11 +1,14 @@
 """Grad-CAM: the layer it picks, the shape of its maps, and that it points at the evidence."""
 
+import tensorflow as tf
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from cifar_helpers.lessons.gradcam import gradcam, gradcam_layer, plot_gradcam, spatial_size
+from cifar_helpers.lessons.gradcam import (gradcam, gradcam_layer, live_cells, plot_gradcam,
+                                          spatial_size)
 from cifar_helpers.model import build_model
 
 
@@ -38,11 +41,66 @@ def bright_patch_image() -> np.ndarray:
     return image
 
 
-def test_resnet_at_32_pixels_uses_the_last_2x2_layer(resnet):
-    assert gradcam_layer(resnet) == "conv4_block6_out"
-    assert spatial_size(resnet.get_layer("conv4_block6_out")) == (2, 2)
+def cell_gradients(model: keras.Model, layer_names: list[str], class_index: int = 3) -> list:
+    """Per layer: sum over images and channels of |d p(class) / d output|, (H, W); 0 = unread."""
+    layers = [model.get_layer(name).output for name in layer_names]
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3)).astype("float32")
+    with tf.GradientTape() as tape:
+        *features, probabilities = keras.Model(model.inputs, [*layers, model.output])(
+            tf.constant(images), training=False)
+        score = tf.reduce_sum(probabilities[:, class_index])
+    return [np.abs(g.numpy()).sum(axis=(0, 3)) for g in tape.gradient(score, features)]
+
+
+def test_resnet_at_32_pixels_uses_a_2x2_layer_every_cell_of_which_counts(resnet):
+    chosen = gradcam_layer(resnet)
+    assert spatial_size(resnet.get_layer(chosen)) == (2, 2)
     assert spatial_size(resnet.get_layer("conv5_block1_out")) == (1, 1)
     assert spatial_size(resnet.get_layer("predictions")) is None
+    # conv5's stride-2 1x1 convolutions read only the top-left cell of the last 2x2 block output
+    chosen_cells, last_2x2_output = cell_gradients(resnet, [chosen, "conv4_block6_out"])
+    assert np.all(chosen_cells > 0), chosen_cells
+    assert np.count_nonzero(last_2x2_output) == 1 and last_2x2_output[0, 0] > 0
+    assert chosen == "conv4_block6_1_relu"  # block 6's 3x3 conv gathers its 4 cells into that one
+
+
+def test_live_cells_are_the_cells_with_a_gradient(resnet):
+    names = ["conv4_block6_out", "conv4_block6_add", "conv4_block6_2_relu", "conv4_block6_1_relu",
+             "conv4_block5_out", "conv3_block4_out", "conv3_block3_out"]
+    for name, gradients in zip(names, cell_gradients(resnet, names)):
+        np.testing.assert_array_equal(live_cells(resnet, name), gradients > 0, err_msg=name)
+    with pytest.raises(ValueError, match="image-like"):
+        live_cells(resnet, "predictions")
+
+
+def grid_then_1x1(kernel: int) -> keras.Model:
+    """8x8 'early' map pooled to a 2x2 'grid', then a stride-2 conv to 1x1; early also pooled."""
+    inputs = keras.Input((8, 8, 3))
+    early = keras.layers.Conv2D(4, 3, padding="same", name="early")(inputs)
+    grid = keras.layers.MaxPooling2D(4, name="grid")(early)
+    to_1x1 = keras.layers.Conv2D(4, kernel, strides=2, name="to_1x1")(grid)
+    both = keras.layers.Concatenate()([keras.layers.Flatten()(to_1x1),
+                                       keras.layers.GlobalAveragePooling2D()(early)])
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(both))
+
+
+def test_a_layer_whose_consumer_strides_past_its_kernel_is_skipped():
+    skipping = grid_then_1x1(kernel=1)  # stride 2 > kernel 1: reads only the grid's cell (0, 0)
+    np.testing.assert_array_equal(live_cells(skipping, "grid"), [[True, False], [False, False]])
+    assert gradcam_layer(skipping) == "early"
+    assert gradcam_layer(grid_then_1x1(kernel=2)) == "grid"  # stride 2 = kernel 2: all 4 read
+
+
+@pytest.mark.parametrize("padding, expected", [
+    ("valid", [[1, 1, 0], [1, 1, 0], [0, 0, 0]]),  # the last row and column fall off
+    ("same", [[1, 1, 1], [1, 1, 1], [1, 1, 1]]),
+])
+def test_live_cells_follow_the_padding(padding, expected):
+    inputs = keras.Input((3, 3, 1))
+    grid = keras.layers.Conv2D(1, 1, name="grid")(inputs)
+    pooled = keras.layers.MaxPooling2D(2, padding=padding)(grid)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(pooled))
+    np.testing.assert_array_equal(live_cells(model, "grid"), np.array(expected, dtype=bool))
 
 
 def test_upsampled_inputs_make_deeper_layers_qualify():

@@ -3,7 +3,12 @@
 Grad-CAM (Selvaraju et al., ICCV 2017) weights the feature maps of one convolutional layer by how
 much the class score changes with each of them (the mean gradient), sums them and keeps the
 positive part. The map has the spatial size of that layer, so the layer must still have spatial
-extent: in ResNet50 at 32x32 input that is `conv4_block6_out` (2x2); all of conv5 is 1x1.
+extent, and every cell of it must be able to change the score: a cell that no later layer reads
+gets no gradient, and its heat would mean nothing. A convolution or pooling with strides larger
+than its kernel skips cells. In ResNet50 at 32x32 input, conv5 is 1x1 and its stride-2 1x1
+convolutions read only the top-left cell of `conv4_block6_out` (2x2); followed back, the last
+2x2 layer all of whose cells count is `conv4_block6_1_relu`, which block 6's 3x3 convolution
+gathers into that one cell. At 64x64 input `conv5_block3_out` (2x2, then pooled) qualifies.
 """
 
 from __future__ import annotations
@@ -27,13 +32,80 @@ def spatial_size(layer: keras.layers.Layer) -> tuple[int, int] | None:
     return int(shape[1]), int(shape[2])
 
 
-def gradcam_layer(model: keras.Model) -> str:
-    """Name of the last layer whose output still has spatial extent larger than 1x1."""
-    for layer in reversed(model.layers[1:]):  # layers[0] is the input
+def _tensors(value: object) -> list:
+    """A layer's input or output (one tensor, a list or a dict of them) as a flat list."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _axis_reads(outputs: int, inputs: int, kernel: int, stride: int, dilation: int,
+                same: bool) -> np.ndarray:
+    """(outputs, inputs) booleans along one axis: which input cells each output cell reads."""
+    reach = (kernel - 1) * dilation + 1
+    pad = max((outputs - 1) * stride + reach - inputs, 0) // 2 if same else 0
+    taps = np.arange(outputs)[:, None] * stride - pad + np.arange(kernel)[None, :] * dilation
+    reads = np.zeros((outputs, inputs), dtype=bool)
+    rows, columns = np.nonzero((taps >= 0) & (taps < inputs))
+    reads[rows, taps[rows, columns]] = True
+    return reads
+
+
+def _cells_read(consumer: keras.layers.Layer, live: np.ndarray, size: tuple[int, int]
+                ) -> np.ndarray:
+    """Which cells of an input of `size` the live cells of `consumer`'s output read."""
+    kernel = getattr(consumer, "kernel_size", None) or getattr(consumer, "pool_size", None)
+    if (kernel is None or len(kernel) != 2 or live.ndim != 2
+            or live.shape[0] > size[0] or live.shape[1] > size[1]):
+        if live.shape == size:  # cell by cell: activations, normalisation, Add
+            return live
+        return np.full(size, bool(live.any()))  # flatten, global pooling, resizing: every cell
+    dilation = getattr(consumer, "dilation_rate", (1, 1))
+    same = consumer.padding == "same"
+    rows, columns = (_axis_reads(live.shape[axis], size[axis], kernel[axis],
+                                 consumer.strides[axis], dilation[axis], same) for axis in (0, 1))
+    return (rows.T.astype(int) @ live.astype(int) @ columns.astype(int)) > 0
+
+
+def _live_cells_from_the_end(model: keras.Model):
+    """(layer, live cells of its (H, W) output or None if not image-like), last layer first."""
+    consumers: dict[int, list] = {}
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    for layer in layers:
+        for tensor in _tensors(layer.input):
+            consumers.setdefault(id(tensor), []).append(layer)
+    outputs = {id(tensor) for tensor in _tensors(model.outputs)}
+    live: dict[str, np.ndarray] = {}
+    for layer in reversed(layers):
         size = spatial_size(layer)
-        if size is not None and size[0] > 1 and size[1] > 1:
+        if size is None:  # not image-like (or several outputs): read as a whole
+            live[layer.name] = np.ones((), dtype=bool)
+            yield layer, None
+            continue
+        cells = np.full(size, id(layer.output) in outputs)
+        for consumer in consumers.get(id(layer.output), []):
+            cells |= _cells_read(consumer, live.get(consumer.name, np.ones((), bool)), size)
+        live[layer.name] = cells
+        yield layer, cells
+
+
+def live_cells(model: keras.Model, layer_name: str) -> np.ndarray:
+    """(H, W) booleans: which cells of a layer's output can change the model's output at all."""
+    for layer, cells in _live_cells_from_the_end(model):
+        if layer.name == layer_name:
+            if cells is None:
+                raise ValueError(f"{layer_name}: the output is not an image-like (N, H, W, C)")
+            return cells
+    raise ValueError(f"{model.name} has no layer {layer_name!r}")
+
+
+def gradcam_layer(model: keras.Model) -> str:
+    """Name of the last layer with an output larger than 1x1 every cell of which is read."""
+    for layer, cells in _live_cells_from_the_end(model):
+        if cells is not None and cells.shape[0] > 1 and cells.shape[1] > 1 and cells.all():
             return layer.name
-    raise ValueError(f"{model.name}: no layer with a spatial output larger than 1x1")
+    raise ValueError(f"{model.name}: no layer with a spatial output larger than 1x1 "
+                     "every cell of which can change the output")
 
 
 def _class_indices(class_index: int | Sequence[int] | None, predictions, count: int):
