@@ -191,9 +191,10 @@ fig = plot_image_grid(images, titles, columns=8)
 # Why: a network trains best when its inputs are centred around zero with a moderate spread, so
 # every pretrained model comes with a rule for turning pixels 0–255 into numbers (notebook 02).
 # Here we measure the raw statistics. `channel_histograms` counts how often each value 0–255
-# occurs in each channel; the exact mean and standard deviation follow from those 3 × 256 counts,
-# without making a floating-point copy of every pixel (for all of CIFAR-10 that copy would be
-# 153.6 million numbers).
+# occurs in each channel. Those 3 × 256 counts give two things at once: the exact mean and standard
+# deviation of each channel (`histogram_mean_std` computes them from the counts), and the whole
+# distribution, plotted below, which shows what a mean and a spread hide. For the full training
+# set the counts summarise 153.6 million pixel values (50,000 images × 32 × 32 × 3).
 
 # %%
 with timed("pixel histograms"):
@@ -338,19 +339,32 @@ show_expectations()
 # ## Exercises
 #
 # **1. Bigger inputs.** With the `stages` model from section 6, find the smallest square input size
-# for which `conv5` is at least 2×2, and the size for which it is 7×7 as on ImageNet. What rule
-# links the input size and the `conv5` size?
+# for which `conv5` is at least 2×2, and the range of sizes for which it is 7×7 as on ImageNet.
+# What rule links the input size and the `conv5` size? Hint: trying every size is cheap if no
+# image is run: `stages.compute_output_shape((1, size, size, 3))` lets Keras work out the shapes.
 #
 # <details><summary>Solution</summary>
 #
 # ```python
-# for size in (32, 33, 48, 64, 65, 96, 193, 224):
+# # Keras' shape arithmetic for every size from 1 to 256: no image is run, so this is cheap
+# conv5 = {size: stages.compute_output_shape((1, size, size, 3))["conv5"][1]
+#          for size in range(1, 257)}
+# print("smallest size with conv5 at least 2x2:", min(s for s, side in conv5.items() if side >= 2))
+# seven = [s for s, side in conv5.items() if side == 7]
+# print(f"conv5 is 7x7 for sizes {seven[0]} to {seven[-1]} ({len(seven)} sizes)")
+# print("conv5 side = ceil(size / 32) for every size:",
+#       all(side == -(-s // 32) for s, side in conv5.items()))
+# for size in (32, 33, 192, 193, 224, 225):  # the edges again, now on real (black) images
 #     print(size, feature_map_sizes(stages, size)["conv5"])
 # ```
 #
-# Every stride-2 step rounds up (odd sizes are padded), so the `conv5` size is
-# ⌈size / 32⌉: 33×33 is already enough for 2×2 (but only just: the second row and column are
-# mostly padding), and any size from 193 to 224 gives 7×7.
+# The `conv5` size is ⌈size / 32⌉: one pixel more than 32 is already enough for 2×2, and every
+# size from 193 to 224 gives 7×7. Each of the five stride-2 steps turns a side of n into ⌈n / 2⌉,
+# for two reasons.
+# `conv1` and the max-pool pad their input with zeros (3 pixels and 1 pixel on each side) before a
+# 'valid' 7×7 convolution and 3×3 pool. The stride-2 1×1 convolutions that start `conv3`, `conv4`
+# and `conv5` use no padding at all: they sample positions 0, 2, 4, …, so an odd side keeps its
+# last row and column (5 positions give 3).
 #
 # </details>
 #
