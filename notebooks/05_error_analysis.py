@@ -224,9 +224,9 @@ assert np.all(np.diff(probabilities[mistakes].max(axis=1)) <= 0)  # most confide
 # The confidence of a prediction is the probability the model gives to the class it predicts.
 # A useful model is mostly confident when right and less so when wrong; then its confidence can be
 # used, for example, to send unsure images to a human. The histogram shows each group as shares
-# of itself, because there are usually far more correct predictions than wrong ones. (A model with
-# random weights, as in the quick profile, is unsure about everything: its confidences stay near
-# 1/10.)
+# of itself, because there are usually far more correct predictions than wrong ones. (A model
+# trained from random weights for 1 + 1 epochs, as in the quick profile, is unsure about
+# everything: its confidences stay low, mostly between 0.1 and 0.5.)
 
 # %%
 plot_confidence_histogram(probabilities, y_test)

@@ -42,8 +42,9 @@
 #
 # - Quick profile (CI, workshops): about 2 minutes on a 2-core CPU (measured under nbval): three tiny
 #   training runs, most of their time spent building the training graphs.
-# - Default plan in the seed profile (`PLAN_SIZE = "session"`: six variants, 10,000 training
-#   images, 5 + 5 epochs each): about 6.5 baseline runs of compute. On a 2-core CPU a baseline run
+# - Default plan in the seed profile (`PLAN_SIZE = "session"`: six variants, a subset of 10,000
+#   images split into 9,000 for training and 1,000 for validation, 5 + 5 epochs each): about 6.5
+#   baseline runs of compute. On a 2-core CPU a baseline run
 #   takes roughly 5 minutes (derived from measured throughput: about 750 images/s in phase 1 and
 #   200 in phase 2), so the plan takes roughly 35 minutes there. The notebook prints its own
 #   estimate after the first variant's first epochs.
@@ -381,15 +382,25 @@ show_source(set_trainable_for)
 #
 # Each variant is a complete study (`run_study`, the function behind
 # `python -m cifar_helpers train`): same data split, same seed, same epochs, with exactly one
-# setting changed from the baseline. Every full seed-profile study is 10 + 10 epochs on 45,000
-# images; eight of them are GPU-hours. So the default plan is sized for **one free Colab session**:
+# setting changed from the baseline (one exception: `longer_early_stop`, see below). Every full
+# seed-profile study is 10 + 10 epochs on 45,000 images; eight of them are GPU-hours. So the
+# default plan is sized for **one free Colab session**:
 #
-# - `PLAN_SIZE = "session"`: 10,000 training images and 5 + 5 epochs per variant, and the six
-#   variants of `DEFAULT_PLAN`. The costly ones (64×64 and 128×128 input, twice the fine-tuning
-#   epochs) are listed but opt-in: add their names to `CHOSEN`.
+# - `PLAN_SIZE = "session"`: `train_limit=10000` and 5 + 5 epochs per variant, and the six
+#   variants of `DEFAULT_PLAN`. `train_limit` counts the images *before* the validation split, so
+#   each run trains on 9,000 images and validates on 1,000. The costly variants (64×64 and
+#   128×128 input, twice the fine-tuning epochs) are listed but opt-in: add their names to `CHOSEN`.
 # - `PLAN_SIZE = "full"`: every variant as the complete seed study (a long GPU job).
-# - The quick profile (CI) shrinks the runs to 100 images and 1 + 1 epochs, and runs three of
-#   the variants (the baseline and the two controls): only the mechanics.
+# - The quick profile (CI) shrinks the runs to 100 images (90 for training, 10 for validation)
+#   and 1 + 1 epochs, and runs three of the variants (the baseline and the two controls): only
+#   the mechanics.
+#
+# `longer_early_stop` changes two settings: it doubles `epochs_finetune` and sets
+# `early_stopping_patience`. Early stopping is a setting of the whole training, not of phase 2
+# alone: it also watches phase 1, which may then stop early and always ends with the weights of
+# its best epoch. So this variant's phase 1 can differ from the baseline's (the run store never
+# reuses a phase 1 trained without early stopping for it), and part of any difference from the
+# baseline can come from phase 1.
 #
 # The plan prints first, each variant's cost in baseline runs (from its pixels and epochs). After
 # the first epoch of each phase of the first variant, the notebook prints the measured time per
@@ -484,8 +495,21 @@ plt.show()
 # %% [markdown]
 # **Reading the table.** Each row is a single run. Small differences between rows can be
 # run-to-run noise; before trusting a gain, repeat the variant and the baseline with another
-# `seed` (e.g. `dataclasses.replace(run_config, seed=1)`). Weigh each gain against its cost in the
-# seconds columns: upsampling, for example, multiplies the training time.
+# `seed`, each in a folder of its own:
+#
+# ```python
+# for name in ("baseline", "augment"):
+#     rerun = dataclasses.replace(plan[name], seed=1, out=str(improvements / f"{name}-seed1"))
+#     print(name, "seed 1:", run_study(rerun)["test_accuracy"])
+# ```
+#
+# Not in the variant's own folder: the run store keeps one run per folder, so a run with other
+# settings there deletes the seed-42 run's models and training-log rows. And a new seed changes
+# more than the initial weights: it also draws another `train_limit` subset of the training
+# images (and, with `test_limit`, of the test images), another validation split, another batch
+# order and other augmentations, so the repeat measures the noise of the whole set-up. Weigh each
+# gain against its cost in the seconds columns: upsampling, for example, multiplies the training
+# time.
 
 # %%
 show_expectations()
@@ -518,49 +542,76 @@ show_expectations()
 # %% [markdown]
 # ## Exercises
 #
-# **1. Combine what helped.** Pick the two or three variants that beat the baseline in your table
-# and run them together in one study. Is the gain of the combination the sum of the single gains?
+# **1. Combine what helped.** Take the variants that beat the baseline in your table and run
+# them together in one study: the baseline with all their changes (`VARIANTS` in
+# `cifar_helpers.lessons.plan` holds each variant's change). Is the gain of the combination the
+# sum of the single gains?
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# combined_config = dataclasses.replace(
-#     base_config, augment=True, lr_schedule="cosine", image_size=64,
-#     out=str(Path(config.out) / "improvements" / "combined"))
+# from cifar_helpers.lessons.plan import VARIANTS
+#
+# gains = table["vs baseline"].drop("baseline").sort_values()
+# winners = [name for name, gain in gains.items() if gain > 0 and name != "scratch"]
+# changes = {}
+# for name in winners:  # smallest gain first: where two set the same option, the larger gain wins
+#     changes.update(VARIANTS[name](base_config))
+# print(f"combining {winners}: {changes}")
+# combined_config = dataclasses.replace(base_config, **changes, out=str(improvements / "combined"))
 # with timed("combined"):
 #     combined = run_study(combined_config, log=print, verbose=2)
-# print(combined["test_accuracy"] - table.loc["baseline", "test accuracy"])
+# print(f"combination: {combined['test_accuracy'] - table.loc['baseline', 'test accuracy']:+.3f}, "
+#       f"sum of the single gains: {gains[winners].sum():+.3f}")
 # ```
 #
-# Usually not: the options overlap (augmentation and label smoothing both fight overfitting, so the
-# second one has less left to fix), and augmentation often needs more epochs before it pays off.
-# Only runs with ImageNet weights and the full data answer this; in the quick profile the
+# `scratch` is left out even if it wins: it is a control that throws away the pretrained weights,
+# not an option to add. Two variants that set the same option (`cosine` and `plateau` both set
+# `lr_schedule`) cannot both be kept; the solution keeps the one with the larger gain. With no
+# winner at all, `changes` is empty and the "combination" repeats the baseline (same seed, same
+# data: expect nearly the same accuracy).
+#
+# The combination's gain is usually less than the sum: options that fight the same problem
+# overlap (augmentation and label smoothing both fight overfitting, so whichever comes second has
+# less left to fix), and augmentation often needs more epochs than the plan's 5 + 5 to pay off.
+# Only runs with ImageNet weights and enough data answer this; in the quick profile every
 # difference is noise.
 # </details>
 
 # %% [markdown]
-# **2. Why no warm-up in the quick runs?** Call `learning_rate_for` with the quick runs' numbers
-# (1 epoch of 3 steps: 90 images in batches of 32) and look at the first rates. Which line of the
-# function explains what you see?
+# **2. How long is the warm-up in a short run?** The quick runs all use a constant rate (none of
+# the baseline and the two controls uses a schedule), and the session plan's runs are far shorter
+# than the seed's. Call `learning_rate_for` with `cosine_config` for a phase 2 the size of the
+# quick runs' (1 epoch of 3 steps: 90 images in batches of 32) and of the session plan's (5 epochs
+# of 282 steps: 9,000 images). Where does each schedule reach its peak, and which line of the
+# function decides it?
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# tiny_schedule, _ = learning_rate_for(cosine_config, config.lr_finetune, epochs=1, steps_per_epoch=3)
-# print([float(tiny_schedule(step)) for step in range(4)])
+# for epochs, steps in ((1, 3), (5, 282)):
+#     short_schedule, _ = learning_rate_for(cosine_config, config.lr_finetune, epochs, steps)
+#     short_rates = [float(short_schedule(step)) for step in range(epochs * steps + 1)]
+#     print(f"{epochs} x {steps} steps: first rates {[f'{r:.1e}' for r in short_rates[:4]]}, "
+#           f"peak at step {int(np.argmax(short_rates))}")
 # ```
 #
-# `warmup = min(steps_per_epoch, total // 10)`: with only 3 steps in total, a tenth of the phase
-# is 0 steps, so there is no warm-up and the schedule starts at the peak and decays from there.
-# The warm-up is capped at a tenth of the phase so that short phases are not spent mostly warming
-# up.
+# `warmup = min(steps_per_epoch, total // 10)`: the warm-up lasts one epoch, but at most a tenth
+# of the phase. With 3 steps in total a tenth is 0 steps: no warm-up at all, the schedule starts
+# at the peak (1.0e-05) and decays to zero within the 3 steps. In the session plan's phase 2
+# (1,410 steps) the cap gives 141 steps, half an epoch: the rate rises from 0 to the peak at step
+# 141, then decays. The cap keeps short phases from being spent mostly warming up.
 # </details>
 
 # %% [markdown]
 # **3. Measure the price of resolution.** Time one epoch of phase 2 (all but BatchNorm trainable)
-# at 32×32 and at 64×64 on your runtime. Is the ratio close to the 4× more pixels?
+# on the first 2,000 training images, at 32×32 and at 64×64, on your runtime. Is the ratio close
+# to the 4× more pixels? (All 45,000 training images would take about 4 minutes per epoch at
+# 32×32 on a 2-core CPU, at the measured 200 images/s of phase 2, and roughly four times that at
+# 64×64: over half an hour for the four epochs the solution trains. With 2,000 images it is a
+# few minutes there.)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
@@ -569,7 +620,8 @@ show_expectations()
 # from cifar_helpers.data import make_dataset
 # from cifar_helpers.model import unfreeze_base
 #
-# train_ds = make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
+# train_ds = make_dataset(x_train[:2000], y_train[:2000], config.batch_size, shuffle=True,
+#                         seed=config.seed)
 # for size in (32, 64):
 #     model = build_model(None, image_size=size)
 #     unfreeze_base(model)

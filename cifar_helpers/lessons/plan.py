@@ -7,6 +7,7 @@ session (a training subset and fewer epochs); the costly variants are listed but
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,9 @@ from ..compare import load_finished_run
 from ..config import Config
 from ..report import RESULT_MARKER
 
-# name -> the one change it makes to the baseline (a function of the baseline)
+# name -> the one change it makes to the baseline (a function of the baseline). One exception:
+# longer_early_stop also sets early_stopping_patience, a setting of the whole training, so phase 1
+# gets early stopping too (and is trained again rather than shared with a run without it).
 VARIANTS: dict[str, Callable[[Config], dict]] = {
     "baseline": lambda base: {},
     "augment": lambda base: {"augment": True},
@@ -33,7 +36,8 @@ VARIANTS: dict[str, Callable[[Config], dict]] = {
                                        "early_stopping_patience": 3},
 }
 DEFAULT_PLAN = ("baseline", "augment", "cosine", "label_smoothing", "fine_tune_conv5", "scratch")
-# One free Colab session: a fifth of the training images, 5 + 5 epochs per variant.
+# One free Colab session: a fifth of the training images, 5 + 5 epochs per variant. train_limit
+# counts before the validation split: 9,000 images train and 1,000 validate.
 SESSION = {"train_limit": 10_000, "epochs_head": 5, "epochs_finetune": 5}
 # The quick profile (CI): tiny runs that only show the mechanics.
 SHRUNK = {"train_limit": 100, "test_limit": 50, "epochs_head": 1, "epochs_finetune": 1}
@@ -72,8 +76,11 @@ def relative_cost(config: Config, base: Config) -> float:
 
 def describe_plan(base: Config, chosen: tuple[str, ...]) -> str:
     """One line per variant: its change, whether it runs, and its cost in baseline runs."""
-    lines = [f"baseline: {base.train_limit or 'all'} training images, {base.epochs_head} + "
-             f"{base.epochs_finetune} epochs, weights {base.weights}"]
+    n_val = math.ceil(base.val_fraction * base.train_limit)  # as data.train_val_split counts
+    images = (f"{base.train_limit - n_val} training + {n_val} validation images" if base.train_limit
+              else f"all training images ({base.val_fraction:.0%} for validation)")
+    lines = [f"baseline: {images}, {base.epochs_head} + {base.epochs_finetune} epochs, "
+             f"weights {base.weights}"]
     cost = {name: relative_cost(variant_config(base, name, ""), base) for name in VARIANTS}
     for name in VARIANTS:
         change = ", ".join(f"{k}={v}" for k, v in VARIANTS[name](base).items()) or "seed recipe"
