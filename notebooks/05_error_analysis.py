@@ -35,9 +35,10 @@
 # - Quick profile (CI, workshops): about 9 s on a 2-core CPU with notebook 04's result saved,
 #   about 38 s when it has to recreate both phases first (measured under nbval).
 # - Full seed profile, 2-core CPU: if notebook 04 saved its model here, only the predictions on
-#   the 10,000 test images run, roughly 15 s (derived from measured throughput: the phase-1 rate of
-#   about 750 images/s is mostly this same forward pass). Otherwise the notebook first recreates
-#   both training phases: roughly an hour (derived from measured throughput).
+#   the 10,000 test images run: well under half a minute (in the README's full-size seed runs on
+#   2-core test VMs, everything outside the two training phases, these predictions included, took
+#   18.5 s and 23.4 s). Otherwise the notebook first recreates both training phases: 67–73 minutes
+#   there (measured, README *Speed*).
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
 # %% [markdown]

@@ -44,12 +44,12 @@
 #   training runs, most of their time spent building the training graphs.
 # - Default plan in the seed profile (`PLAN_SIZE = "session"`: six variants, a subset of 10,000
 #   images split into 9,000 for training and 1,000 for validation, 5 + 5 epochs each): about 6.5
-#   baseline runs of compute. On a 2-core CPU a baseline run
-#   takes roughly 5 minutes (derived from measured throughput: about 750 images/s in phase 1 and
-#   200 in phase 2), so the plan takes roughly 35 minutes there. The notebook prints its own
-#   estimate after the first variant's first epochs.
-# - `PLAN_SIZE = "full"`: every variant is a complete seed study, roughly an hour each on a 2-core
-#   CPU (derived the same way), more for the upsampled ones (4× the convolution work at 64×64,
+#   baseline runs of compute. On a 2-core CPU a baseline run takes roughly 7 minutes (scaled from
+#   the README's full-size seed runs on 2-core test VMs: 439–471 images/s in phase 1, 136–146 in
+#   phase 2), so the plan takes roughly 45–50 minutes there. The notebook prints its own estimate
+#   after the first variant's first epochs.
+# - `PLAN_SIZE = "full"`: every variant is a complete seed study, 67–73 minutes each on those
+#   2-core VMs (measured for the baseline), more for the upsampled ones (4× the convolution work at 64×64,
 #   16× at 128×128): a job for a GPU runtime.
 # - Colab or Kaggle GPU: not measured by us yet — the estimate and the results table print it on
 #   your runtime.
@@ -608,10 +608,10 @@ show_expectations()
 # %% [markdown]
 # **3. Measure the price of resolution.** Time one epoch of phase 2 (all but BatchNorm trainable)
 # on the first 2,000 training images, at 32×32 and at 64×64, on your runtime. Is the ratio close
-# to the 4× more pixels? (All 45,000 training images would take about 4 minutes per epoch at
-# 32×32 on a 2-core CPU, at the measured 200 images/s of phase 2, and roughly four times that at
-# 64×64: over half an hour for the four epochs the solution trains. With 2,000 images it is a
-# few minutes there.)
+# to the 4× more pixels? (All 45,000 training images would take about 5 minutes per epoch at
+# 32×32 on a 2-core CPU, at the 136–146 images/s of phase 2 in the README's measured seed runs,
+# and roughly four times that at 64×64: nearly an hour for the four epochs the solution trains.
+# With 2,000 images it is a few minutes there.)
 
 # %% [markdown]
 # <details><summary>Solution</summary>

@@ -37,10 +37,10 @@
 # - Quick profile (CI, workshops): 9–13 s on a 2-core CPU with notebook 04's result saved,
 #   25–43 s when it has to recreate both phases first (measured under nbval, two runs each).
 # - Full seed profile, 2-core CPU: if notebook 04 saved its model here, only the predictions on
-#   the 4,500 validation and 10,000 test images and a few Grad-CAM maps run, roughly 20 s
-#   (derived from measured throughput: the phase-1 rate of about 750 images/s is mostly this same
-#   forward pass). Otherwise the notebook first recreates both training phases: roughly an hour
-#   (derived from measured throughput).
+#   the 5,000 validation and 10,000 test images and a few Grad-CAM maps run: about half a minute
+#   (scaled from the README's full-size seed runs on 2-core test VMs, where everything outside the
+#   two training phases, the 10,000 test predictions included, took 18.5 s and 23.4 s). Otherwise
+#   the notebook first recreates both training phases: 67–73 minutes there (measured).
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
 # %% [markdown]

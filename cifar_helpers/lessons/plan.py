@@ -63,9 +63,9 @@ def variant_config(base: Config, name: str, out_root: str | Path) -> Config:
 def relative_cost(config: Config, base: Config) -> float:
     """Compute of a variant in baseline runs, counting a phase-2 epoch as 3 phase-1 epochs.
 
-    Upper bound: a frozen-base epoch costs about a third of a fully trained one (measured on
-    our 2-core CPU: about 750 vs 200 images/s); fine-tuning fewer stages costs less than
-    counted; upsampling multiplies the pixels.
+    Upper bound: a frozen-base epoch costs about a third of a fully trained one (the README's
+    full-size seed runs on 2-core CPU VMs: 439-471 vs 136-146 images/s); fine-tuning fewer stages
+    costs less than counted; upsampling multiplies the pixels.
     """
     def units(c: Config) -> float:
         head = 3 if c.recipe == "scratch" else 1
