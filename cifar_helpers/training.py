@@ -196,7 +196,10 @@ def train_from_scratch(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf
     """The control: random weights, every layer (BatchNorm too) trains at `lr_head` throughout.
 
     Same epochs as the two phases together; 'head' runs the first `epochs_head` of them and
-    'finetune' the rest, so the run store, log and curves work as for the transfer recipe.
+    'finetune' the rest, so the run store, log and curves work as for the transfer recipe. Each
+    part compiles afresh (Adam's moments and the schedule restart), as the recipe's phase 2 does;
+    a saved phase holds no optimizer state, so carrying it over only in one process would make
+    the control depend on how it was run.
     """
     first, last = ((0, config.epochs_head) if phase == "head"
                    else (config.epochs_head, config.total_epochs))
