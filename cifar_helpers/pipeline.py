@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 PHASE_TITLES = {"head": "Phase 1: training the head on the frozen base",
                 "finetune": "Phase 2: fine-tuning everything but BatchNorm at a low learning rate"}
 SCRATCH_TITLES = {"head": "Scratch control, first epochs: every layer trains from random weights",
-                  "finetune": "Scratch control, remaining epochs: the same training continues"}
+                  "finetune": "Scratch control, remaining epochs: the same training, Adam "
+                              "recompiled as at phase 2"}
 
 
 @dataclass

@@ -35,9 +35,9 @@
 #
 # - Quick profile (CI, workshops): 15–25 s on a 2-core CPU (measured under nbval; the range is
 #   run-to-run noise).
-# - Full seed profile (all 45,000 training images, 10 epochs): phase 1 takes about 10 minutes on a
-#   2-core CPU (derived from measured throughput, about 750 images/s), plus the one-off downloads
-#   of CIFAR-10 and of the ImageNet weights.
+# - Full seed profile (all 45,000 training images, 10 epochs): phase 1 took 14–17 minutes on
+#   2-core CPU test VMs (811–1,026 s, measured: README *Speed*), plus the one-off downloads of
+#   CIFAR-10 and of the ImageNet weights.
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
 # %% [markdown]
@@ -250,8 +250,10 @@ assert all(layer.trainable for layer in head_layers(model))
 #
 # Compiling chooses what training optimises: Adam at phase 1's learning rate on categorical
 # cross-entropy (the labels are one-hot), reporting accuracy. The order matters: compile *after*
-# setting `trainable`. Keras builds its training step for the weights that are trainable at that
-# moment; notebook 04 unfreezes the base and therefore compiles again.
+# setting `trainable`. Compiling discards any training step built before; the first `fit` after it
+# builds a new one for the weights that are trainable then, and later `fit` calls reuse it. So a
+# `trainable` change after training has run is ignored until you compile again: notebook 04
+# unfreezes the base and therefore compiles again.
 #
 # Here is phase 1's compile step in plain Keras, with the study's hyperparameters as named values
 # (from the configuration, so they follow the profile you chose):
@@ -279,10 +281,17 @@ show_source(train_head)
 
 # %% [markdown]
 # `pipeline.run("head")` calls `train_head` on our model with the settings printed above, and
-# adds what a long run needs: every epoch is logged to the run folder and backed up, so if the
-# runtime disconnects, running this cell again resumes from the last finished epoch; when the
-# phase ends the model is saved there for notebook 04. `restart_from="head"` trains phase 1 again
-# even if the run folder already holds one (this is the lesson, after all).
+# adds what a long run needs: every epoch is logged to the run folder and backed up; when the
+# phase ends the model is saved there for notebook 04. If training is interrupted (the kernel
+# restarts, the runtime disconnects), run the notebook again **from the top**: this cell alone
+# would fail, because the variables of the cells above are gone. Phase 1 then resumes from its
+# last finished epoch, as long as the run folder survived: in Colab a recycled VM loses
+# `/content/runs`, so resuming there needs `USE_DRIVE = True` (first code cell).
+#
+# `restart_from="head"` trains phase 1 again even if the run folder already holds one (this is
+# the lesson, after all), and it **throws away every later phase** in that folder: if you ran
+# notebook 04 with these settings, running this cell deletes 04's fine-tuned model (`model.keras`)
+# and phase 2's rows of the training log, so notebooks 04, 05 and 07 train phase 2 again.
 
 # %%
 with timed("phase 1"):
@@ -291,7 +300,9 @@ history = pipeline.history()
 
 # %%
 # extra code – check that the cells above did what the text says
-assert history["phase"] == ["head"] * config.epochs_head
+trained = len(history["epoch"])  # fewer than epochs_head only if early stopping ended phase 1
+assert history["phase"] == ["head"] * trained and history["epoch"] == list(range(1, trained + 1))
+assert trained == config.epochs_head or (config.early_stopping_patience > 0 and trained > 0)
 assert all(np.isfinite(history["loss"])), "phase 1 produced a NaN or infinite loss"
 assert trainable_count(model) == 271_178  # training changed weights, not what is trainable
 
@@ -355,8 +366,10 @@ assert checkpoint.exists() and "head" in pipeline.store.finished
 # <details><summary>Solution</summary>
 #
 # ```python
-# longer = Pipeline(load_config(epochs_head=2 * config.epochs_head,
-#                               out=config.out + "-longer-head"))  # its own run folder
+# from dataclasses import replace  # a copy of config with some settings changed
+#
+# longer = Pipeline(replace(config, epochs_head=2 * config.epochs_head,
+#                           out=config.out + "-longer-head"))  # its own run folder
 # longer.run("head")
 # plot_history(longer.history(), title="Phase 1, twice as long")
 # plt.show()
@@ -389,22 +402,38 @@ assert checkpoint.exists() and "head" in pipeline.store.finished
 # </details>
 
 # %% [markdown]
-# **3. How much does freezing save?** Time one epoch of phase 1, then one epoch with every layer
-# trainable (a fresh model, not the one above). Why is the second one slower?
+# **3. How much does freezing save?** Time an epoch of phase-1 training (base frozen), then an
+# epoch with every layer trainable, each on a fresh model and the same few batches. Why is the
+# second one slower?
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# everything = build_model(pipeline.inputs.weights)
-# compile_model(everything, config.lr_head)  # nothing frozen: all layers trainable
-# with timed("one epoch, everything trainable"):
-#     everything.fit(train_ds, epochs=1, verbose=0, shuffle=False)  # train_ds shuffles itself
+# import time
+#
+# batches = train_ds.take(8)  # 8 batches per epoch: enough to compare, quick to run
+# seconds = {}
+# for frozen in (True, False):
+#     fresh = pipeline.build_model()  # as the pipeline builds it: seeded, precision, fast ops
+#     if frozen:
+#         freeze_base(fresh)  # phase 1; otherwise every layer stays trainable
+#     compile_model(fresh, config.lr_head, fused_adam=pipeline.fast_ops)
+#     fresh.fit(batches, epochs=1, verbose=0)  # the first fit also builds the training step
+#     start = time.perf_counter()
+#     fresh.fit(batches, epochs=1, verbose=0)  # the same step again: training only
+#     seconds["base frozen" if frozen else "everything trainable"] = time.perf_counter() - start
+# print({name: f"{s:.2f} s" for name, s in seconds.items()},
+#       f"ratio {seconds['everything trainable'] / seconds['base frozen']:.1f}")
 # ```
 #
-# With the base frozen, training needs the forward pass through ResNet50 but gradients only for
-# the head. With everything trainable, the backward pass runs through the whole network and Adam
-# updates 23.8 million weights. Measured on a 2-core CPU with the full seed settings, phase 1 ran
-# at about 750 images/s and phase 2 (nearly everything trainable) at about 200 images/s.
+# The first `fit` after `compile` also builds (traces) the training step, and for ResNet50 that
+# takes longer than the 8 batches themselves, so only the second `fit` is timed, for both models
+# alike. (`pipeline.build_model()` also makes the new model the pipeline's; `pipeline.run` would
+# load the saved weights into it again.) With the base frozen, training needs the forward pass
+# through ResNet50 but gradients only for the head. With everything trainable, the backward pass
+# runs through the whole network and Adam updates 23.8 million weights. In the README's full-size
+# seed runs on 2-core CPU VMs, phase 1 trained 439–471 images/s and phase 2 (nearly everything
+# trainable) 136–146 images/s, validation included.
 # (Compile the fresh model *after* any `trainable` change: that is what `train_head` does.)
 # </details>

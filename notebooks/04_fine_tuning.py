@@ -35,9 +35,9 @@
 #
 # - Quick profile (CI, workshops): 25–40 s on a 2-core CPU (measured under nbval, with notebook 03's
 #   result saved; the range is run-to-run noise).
-# - Full seed profile (all 45,000 training images, 10 more epochs): phase 2 takes about 40 minutes
-#   on a 2-core CPU (derived from measured throughput, about 200 images/s); add about 10 minutes
-#   if notebook 03's result is not saved here and phase 1 must be recreated.
+# - Full seed profile (all 45,000 training images, 10 more epochs): phase 2 took 51–55 minutes on
+#   2-core CPU test VMs (3,087–3,315 s, 136–146 images/s, measured: README *Speed*); add 14–17
+#   minutes if notebook 03's result is not saved here and phase 1 must be recreated.
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
 # %% [markdown]
@@ -106,7 +106,8 @@ from cifar_helpers.lessons.course import (environment_report, show_expectations,
                                           timed)
 from cifar_helpers.data import make_dataset
 from cifar_helpers.evaluation import evaluate
-from cifar_helpers.model import trainable_count, unfreeze_base
+from cifar_helpers.model import (base_layers, head_layers, stage_of, trainable_count,
+                                 unfreeze_base)
 from cifar_helpers.pipeline import Pipeline
 from cifar_helpers.plots import plot_history
 from cifar_helpers.training import fine_tune
@@ -119,12 +120,14 @@ SETTINGS_USED = ("data", "weights", "train_limit", "test_limit", "val_fraction",
 print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all settings
 
 # %% [markdown]
-# The run settings this notebook uses (`print(describe(config))` lists all of them). Phase 2 uses
-# `epochs_finetune` and `lr_finetune`; change them with `config = load_config(epochs_finetune=3)` or
-# environment variables such as `CIFAR_LR_FINETUNE=1e-4`. Notebook 03's phase-1 model is reused only
-# if every setting that shapes phase 1 matches (data, weights, phase-1 epochs and learning rate,
-# batch size, seed, image size, ...); phase-2 settings can change freely here. Otherwise phase 1 is
-# simply trained again below.
+# The run settings this notebook uses (`print(describe(config))` lists all of them). Phase 2's own
+# settings are `epochs_finetune`, `lr_finetune` and `fine_tune_at`; change them with
+# `config = load_config(epochs_finetune=3)` or environment variables such as
+# `CIFAR_LR_FINETUNE=1e-4`, and notebook 03's phase-1 model is still reused. It is reused only if
+# every setting that shapes phase 1 matches (data, weights, phase-1 epochs and learning rate, batch
+# size, seed, image size, ...); otherwise phase 1 is simply trained again below. Note that
+# `early_stopping_patience` is one of those: it turns on early stopping in *both* phases, so
+# setting it here trains phase 1 again, with early stopping, instead of reusing 03's.
 
 # %% [markdown]
 # ## 1. Data and the phase-1 model
@@ -148,14 +151,17 @@ print(f"phase-1 test accuracy: {phase1_evaluation.accuracy:.3f}")
 # extra code – check that the cells above did what the text says
 assert model.count_params() == 23_858_890
 assert trainable_count(model) == 271_178  # still as phase 1 left it: only the head trains
-assert phase1_history["epoch"] == list(range(1, config.epochs_head + 1))
+trained = len(phase1_history["epoch"])  # fewer than epochs_head only if early stopping ended it
+assert phase1_history["phase"] == ["head"] * trained
+assert phase1_history["epoch"] == list(range(1, trained + 1))
+assert trained == config.epochs_head or (config.early_stopping_patience > 0 and trained > 0)
 
 # %% [markdown]
 # ## 2. Unfreeze — but why so carefully?
 #
 # After phase 1 the head does a decent job with fixed ImageNet features. Those features were
 # learned for 224×224 photos of 1,000 ImageNet classes, not for 32×32 CIFAR-10 images, so letting
-# the whole network adapt usually gains a lot of accuracy. It is also risky: with 23.7 million
+# the whole network adapt usually gains a lot of accuracy. It is also risky: with 23.8 million
 # trainable weights and comparatively little data, large updates can quickly destroy the
 # pretrained features or overfit. Hence the recipe:
 #
@@ -246,12 +252,16 @@ del nested  # free the memory of the demonstration model
 # %% [markdown]
 # ## 4. Phase 2: fine-tune
 #
-# Before training, we keep a copy of every BatchNorm statistic and of the first convolution's
-# kernel, so that afterwards we can check what moved and what did not.
+# Before training, we keep a copy of every BatchNorm statistic and of two convolution kernels:
+# the first one phase 2 trains, and that of the stem's `conv1_conv` (the same layer when
+# `fine_tune_at="all"`), so that afterwards we can check what moved and what did not.
 
 # %%
 statistics_before = moving_statistics(model)
-first_kernel_before = model.get_layer("conv1_conv").kernel.numpy().copy()
+first_tuned = ("conv1_conv" if config.fine_tune_at == "all"
+               else f"{config.fine_tune_at}_block1_1_conv")  # first convolution of that stage
+kernels_before = {name: model.get_layer(name).kernel.numpy().copy()
+                  for name in ("conv1_conv", first_tuned)}
 
 with timed("phase 2"):
     model = pipeline.run("finetune", restart_from="finetune")  # fine_tune + log + backups
@@ -264,19 +274,36 @@ print(f"trainable parameters: {trainable_count(model):,}; learning rate: {learni
 print(f"BatchNorm statistics: {drift}")
 
 # %% [markdown]
-# The checks: 23,752,650 trainable weights (everything but BatchNorm's 106,240: the 53 layers'
-# scales and offsets, plus their moving statistics, which never train); no BatchNorm layer
-# trainable; not a single moving statistic changed; the convolutions did change; Adam ran at
-# `lr_finetune`; the epochs continue after phase 1's; the loss stayed finite.
+# The checks: exactly the weights of the head and of the fine-tuned stages train, BatchNorm
+# excepted — with the default `fine_tune_at="all"` that is 23,752,650 (everything but BatchNorm's
+# 106,240: the 53 layers' scales and offsets, plus their moving statistics, which never train); no
+# BatchNorm layer trainable; not a single moving statistic changed; the first fine-tuned
+# convolution did change, and the stem only if it was fine-tuned; with the constant learning rate
+# Adam ran at `lr_finetune` (the `cosine` and `plateau` schedules lower it); phase 2's epochs are
+# numbered after phase 1's, all of them unless early stopping ended a phase; the loss stayed finite.
 
 # %%
 # extra code – check that the cells above did what the text says
-assert trainable_count(model) == 23_752_650
+first_stage = 1 if config.fine_tune_at == "all" else stage_of(model.get_layer(first_tuned))
+should_train = head_layers(model) + [
+    layer for layer in base_layers(model) if stage_of(layer) >= first_stage
+    and not isinstance(layer, keras.layers.BatchNormalization)]
+assert trainable_count(model) == sum(layer.count_params() for layer in should_train)
+assert config.fine_tune_at != "all" or trainable_count(model) == 23_752_650
 assert not any(layer.trainable for layer in batchnorm_layers(model))
 assert drift["arrays"] == 106 and drift["changed"] == 0
-assert not np.array_equal(first_kernel_before, model.get_layer("conv1_conv").kernel.numpy())
-assert math.isclose(learning_rate, config.lr_finetune, rel_tol=1e-6)
-assert full_history["phase"] == ["head"] * config.epochs_head + ["finetune"] * config.epochs_finetune
+changed = {name: not np.array_equal(kernel, model.get_layer(name).kernel.numpy())
+           for name, kernel in kernels_before.items()}
+assert changed[first_tuned] and changed["conv1_conv"] == (config.fine_tune_at == "all")
+assert learning_rate <= config.lr_finetune * (1 + 1e-6)
+assert config.lr_schedule != "constant" or math.isclose(learning_rate, config.lr_finetune,
+                                                        rel_tol=1e-6)
+head_epochs, tuned_epochs = (full_history["phase"].count(p) for p in ("head", "finetune"))
+phase2_starts = config.epochs_head + 1  # phase 2's epochs are numbered after phase 1's
+assert full_history["epoch"] == [*range(1, head_epochs + 1),
+                                 *range(phase2_starts, phase2_starts + tuned_epochs)]
+assert (head_epochs, tuned_epochs) == (config.epochs_head, config.epochs_finetune) or (
+    config.early_stopping_patience > 0 and head_epochs > 0 and tuned_epochs > 0)
 assert all(np.isfinite(full_history["loss"]))
 
 # %% [markdown]
@@ -285,8 +312,9 @@ assert all(np.isfinite(full_history["loss"]))
 # One record for all epochs; the dotted line marks where fine-tuning starts. With ImageNet weights
 # you would typically see the validation accuracy step up after the boundary, then flatten; if the
 # validation loss climbs while the training loss keeps falling, fine-tuning is overfitting (fewer
-# epochs or early stopping, `early_stopping_patience`, help). The quick profile has one epoch
-# per phase: two points, no trend.
+# epochs help, or early stopping: `early_stopping_patience`, which applies to phase 1 as well, so
+# setting it trains phase 1 again instead of reusing notebook 03's). The quick profile has one
+# epoch per phase: two points, no trend.
 
 # %%
 plot_history(full_history)
@@ -329,7 +357,8 @@ show_expectations()
 # - **No transfer at all** (`recipe="scratch"`, CLI `--recipe scratch`): the same network from
 #   random weights, every layer (BatchNorm included) trained from the first epoch at phase 1's
 #   learning rate for the same total epochs — d2l's `scratch_net`. The gap to the fine-tuned model is
-#   what ImageNet pretraining buys on CIFAR-10 at 32×32.
+#   what ImageNet pretraining buys on CIFAR-10 at 32×32. (It runs as two fits, like the recipe, so
+#   Adam's running averages start afresh after `epochs_head` epochs, as they do at phase 2.)
 
 # %% [markdown]
 # ## 7. The result, kept for notebook 05
@@ -349,24 +378,32 @@ assert pipeline.store.model_file("finetune").exists() and "finetune" in pipeline
 # ## Exercises
 #
 # **1. A higher learning rate.** Fine-tune with `lr_finetune=1e-3` (phase 1's rate) instead of
-# 1e-5. What happens to the curves and the test accuracy? (Do this with ImageNet weights and
+# 1e-5. What happens to the curves and the validation accuracy? (Do this with ImageNet weights and
 # several epochs; on the quick profile you will only see noise.)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# hot = load_config(lr_finetune=1e-3)
+# from dataclasses import replace  # a copy of config with one setting changed
+#
+# hot = replace(config, lr_finetune=1e-3)
 # model_hot = Pipeline(config).run("head")  # a fresh copy of the phase-1 model
 # train_ds, val_ds = pipeline.datasets()
 # history_hot = fine_tune(model_hot, train_ds, val_ds, hot)
-# print("validation accuracy per epoch:", history_hot.history["val_accuracy"])
-# print("test accuracy:", evaluate(model_hot, x_test, y_test, class_names).accuracy)
+# print("validation accuracy per epoch at 1e-3:", history_hot.history["val_accuracy"])
+# print(f"validation accuracy per epoch at {config.lr_finetune:g}:",
+#       [accuracy for accuracy, phase in zip(full_history["val_accuracy"], full_history["phase"])
+#        if phase == "finetune"])
 # ```
 #
+# `replace` keeps every other setting of `config`, including any you changed in code
+# (`load_config(...)` would start again from the profile and the environment).
 # `Pipeline(config).run("head")` loads the phase-1 model from the run folder again (a fresh
 # copy), and `fine_tune` trains it at the new rate outside the run folder, which keeps the 1e-5
-# model for notebook 05. With a large learning rate the first
+# model for notebook 05. Compare the two rates on the validation set: choosing a setting by its
+# test accuracy would tune it to the test set, which stays for the final check of the model you
+# pick (section 6). With a large learning rate the first
 # fine-tuning steps make big changes to the pretrained weights: watch for a validation accuracy
 # that drops right after the boundary and recovers only partly — a sign that the pretrained
 # features are being destroyed instead of refined.
