@@ -81,7 +81,7 @@ class Config:
     download_timeout: float = setting(15.0, "seconds before a dead network counts as offline",
                                       scope="place")
     out: str = setting("", "run folder: models, log, metrics, figures "
-                           "(default: the run store, see runs_root)", scope="place")
+                           "(default: runs/PROFILE, see the README's run folder)", scope="place")
 
     @property
     def total_epochs(self) -> int:
