@@ -1,6 +1,6 @@
 """One command to measure this course's speed on a GPU runtime (Colab or Kaggle T4), or any machine.
 
-    python benchmarks/gpu_check.py --json gpu_check.json       # about 10 minutes at most on a T4
+    python benchmarks/gpu_check.py --json gpu_check.json       # meant for ~10 min on a T4; untimed
     python benchmarks/gpu_check.py --tiny                       # seconds: checks that it runs
 
 In Colab or Kaggle, after the set-up cell of any notebook:
@@ -11,8 +11,12 @@ Measures, in one run: the environment (versions, devices, what `precision=auto` 
 `fast_ops=auto` resolve to); phase-2 images/s of the `seed` recipe (float32, batch 32) and of the
 `fast` profile with its fast operations on and off, at 32, 64 and 128 px; the feature-extraction
 rate of phase 1's cache; and a quick study end to end. Each rate is the median of --repeats
-timed epochs after a warm-up epoch, with CPU-seconds per wall-second beside it. Prints a Markdown
-table to paste into an issue and writes everything as JSON with --json.
+timed epochs after a warm-up epoch (its seconds, graph building and any XLA compilation
+included, are kept too), with CPU-seconds per wall-second beside it, and whether Keras compiled
+the step with XLA (it does by default on a GPU without a distribution strategy; the study
+mirrors over two or more GPUs, and then does not). Prints a Markdown table to paste into an
+issue, the devices the quick study used and the check's own total time, and writes everything as
+JSON with --json.
 """
 
 from __future__ import annotations
@@ -72,11 +76,14 @@ def phase2_rate(settings: dict, size: int, images: int, repeats: int) -> dict:
     unfreeze_base(model)
     compile_model(model, config.lr_finetune, fused_adam=resolve_fast_ops(config.fast_ops))
     data = make_dataset(*synthetic(images), config.batch_size, shuffle=True, seed=0)
+    start = time.perf_counter()
     model.fit(data, epochs=1, verbose=0, shuffle=False)  # warm-up: builds the training graph
+    warm_up = time.perf_counter() - start
     result = timed(lambda: model.fit(data, epochs=1, verbose=0, shuffle=False), repeats,
                    f"phase 2 {settings} @ {size}px")
     return {"images_per_second": round(images / result["seconds"], 1), "precision": precision,
-            "batch_size": config.batch_size, **result}
+            "batch_size": config.batch_size, "xla": bool(model.jit_compile),
+            "first_epoch_seconds": round(warm_up, 2), **result}
 
 
 def feature_rate(images: int, repeats: int) -> dict:
@@ -102,16 +109,19 @@ def quick_study(train_limit: int) -> dict:
         start = time.perf_counter()
         metrics = run_study(config, log=lambda text: None, verbose=0)
     return {"seconds": round(time.perf_counter() - start, 1),
-            "test_accuracy": metrics["test_accuracy"], "precision": metrics["precision"]}
+            "test_accuracy": metrics["test_accuracy"], "precision": metrics["precision"],
+            "devices": metrics["devices"]}
 
 
 def measure(args) -> dict:
-    """Every figure, in one run."""
+    """Every figure, in one run, and how long the check took."""
+    start = time.perf_counter()
     phase2 = {f"{recipe} @ {size}px": phase2_rate(settings, size, args.images, args.repeats)
               for size in args.sizes for recipe, settings in RECIPES.items()}
-    return {"environment": environment(), "images": args.images, "repeats": args.repeats,
-            "phase2": phase2, "feature_extraction": feature_rate(args.images, args.repeats),
-            "quick_study": quick_study(args.quick_train_limit)}
+    results = {"environment": environment(), "images": args.images, "repeats": args.repeats,
+               "phase2": phase2, "feature_extraction": feature_rate(args.images, args.repeats),
+               "quick_study": quick_study(args.quick_train_limit)}
+    return {**results, "total_seconds": round(time.perf_counter() - start, 1)}
 
 
 def table(results: dict) -> str:
@@ -120,15 +130,19 @@ def table(results: dict) -> str:
     lines = [f"GPUs: {', '.join(env['gpus']) or 'none'}; TensorFlow {env['tensorflow']}, Keras "
              f"{env['keras']}; precision auto: {env['precision_auto']}; fast ops auto: "
              f"{'on' if env['fast_ops_auto'] else 'off'}", "",
-             "| measurement | images/s | precision | batch | CPU-s per s |", "|---|---|---|---|---|"]
+             "| measurement | images/s | precision | batch | XLA | first epoch s | CPU-s per s |",
+             "|---|---|---|---|---|---|---|"]
     rows = {**{f"phase 2, {name}": r for name, r in results["phase2"].items()},
             "phase-1 feature extraction, fast @ 32px": results["feature_extraction"]}
     for name, r in rows.items():
         busy = ", ".join(map(str, r["cpu_seconds_per_second"]))
         lines.append(f"| {name} | {r['images_per_second']} | {r['precision']} | "
-                     f"{r.get('batch_size', 256)} | {busy} |")
-    quick = results["quick_study"]
-    lines.append(f"\nQuick study end to end: {quick['seconds']} s ({quick['precision']}).")
+                     f"{r.get('batch_size', 256)} | {r.get('xla', '')} | "
+                     f"{r.get('first_epoch_seconds', '')} | {busy} |")
+    quick, devices = results["quick_study"], results["quick_study"]["devices"]
+    lines.append(f"\nQuick study end to end: {quick['seconds']} s ({quick['precision']}; "
+                 f"{devices['strategy']}, {devices['replicas']} replica(s)).")
+    lines.append(f"The whole check took {results['total_seconds']} s.")
     return "\n".join(lines)
 
 

@@ -41,9 +41,21 @@ def seconds_per_epoch(phase: dict | None) -> float:
     return phase["seconds"] / epochs if epochs else math.nan
 
 
+def compared_settings(metrics: dict) -> dict:
+    """A run's settings, plus the data and weights it really used (a fallback can change them)."""
+    return {**metrics["config"], "data used": metrics.get("data", {}).get("used"),
+            "weights used": metrics.get("weights", {}).get("used")}
+
+
+def setting_text(value: object) -> str:
+    """A setting as the table shows it: floats in full (1e-05 and 0.0001 must not both be 0.000)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def comparison_rows(runs: dict[str, dict]) -> list[dict]:
     """One row per run (name -> metrics): accuracy, time, and the settings that differ."""
-    differing = differing_settings([metrics["config"] for metrics in runs.values()])
+    settings = {name: compared_settings(metrics) for name, metrics in runs.items()}
+    differing = differing_settings(list(settings.values()))
     return [{
         "run": name,
         "test accuracy": metrics["test_accuracy"],
@@ -52,7 +64,7 @@ def comparison_rows(runs: dict[str, dict]) -> list[dict]:
         "phase 1 s/epoch": seconds_per_epoch(metrics["phases"].get("head")),
         "phase 2 s/epoch": seconds_per_epoch(metrics["phases"].get("finetune")),
         "total s": metrics["total_seconds"],
-        **{name: metrics["config"].get(name) for name in differing},
+        **{setting: setting_text(settings[name].get(setting)) for setting in differing},
     } for name, metrics in runs.items()]
 
 
@@ -72,10 +84,13 @@ def format_table(rows: list[dict]) -> str:
 
 
 def compare_folders(folders: Sequence[str | Path]) -> str:
-    """The comparison table of finished run folders, named by folder (parent/name if needed)."""
+    """The comparison table of finished run folders, named by folder (parent/name, or the whole
+    path, when names repeat)."""
     paths = [Path(folder).resolve() for folder in folders]
     names = [path.name for path in paths]
     if len(set(names)) < len(names):
         names = [f"{path.parent.name}/{path.name}" for path in paths]
+    if len(set(names)) < len(names):
+        names = [str(path) for path in paths]
     return format_table(comparison_rows({name: load_finished_run(path)
                                          for name, path in zip(names, paths)}))

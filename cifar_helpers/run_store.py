@@ -140,8 +140,7 @@ class RunStore:
             self._discard(phase)
             self.in_progress = {"phase": phase, "settings": self.settings(phase),
                                 "resolved": self.resolved}
-        for name in RESULT_FILES:
-            (self.folder / name).unlink(missing_ok=True)
+        self._drop_results()
         self.save()
         return resumes
 
@@ -162,7 +161,13 @@ class RunStore:
         self._discard(phase)
         self.save()
 
+    def _drop_results(self) -> None:
+        """Remove metrics.json and the other results: they describe phases about to change."""
+        for name in RESULT_FILES:
+            (self.folder / name).unlink(missing_ok=True)
+
     def _discard(self, phase: str) -> None:
+        self._drop_results()
         for name in later_phases(phase):
             self.finished.pop(name, None)
             if self.in_progress and self.in_progress["phase"] == name:

@@ -86,14 +86,15 @@ def run_study(config: Config, log: Callable[[str], None] = print,
     """
     from .evaluation import evaluate
     from .pipeline import Pipeline
-    from .report import write_results
+    from .report import RESULT_MARKER, write_results
 
     started = time.perf_counter()
     pipeline = Pipeline(config, log, verbose, callbacks)
     folder = pipeline.store.folder
     try:
         with _write_failures_as_output_errors(folder):
-            pipeline.run("finetune", restart_from="head")
+            finished = (folder / RESULT_MARKER).exists()  # else resume, even after phase 2
+            pipeline.run("finetune", restart_from="head" if finished else None)
             evaluation = evaluate(pipeline.model, *pipeline.inputs.test,
                                   pipeline.inputs.class_names)
             metrics = build_metrics(pipeline, evaluation, time.perf_counter() - started)

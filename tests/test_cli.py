@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -51,6 +52,22 @@ def test_quick_metrics_are_complete_and_sane(quick_run):
     assert head["epochs"] == finetune["epochs"] == 1 and head["images_per_second"] > 0
     assert metrics["history"]["epoch"] == [1, 2] and metrics["history"]["boundaries"] == [1]
     assert {"tensorflow", "keras", "numpy"} <= set(metrics["versions"])
+
+
+def test_a_run_stopped_after_phase_2_only_evaluates_when_run_again(quick_run, tmp_path):
+    """Interrupted between saving phase 2 and writing the results: nothing is trained again."""
+    out = shutil.copytree(quick_run[1], tmp_path / "results")
+    for name in ("metrics.json", "report.md", "history.png", "confusion.png"):
+        (out / name).unlink()
+    models = {name: (out / name).stat().st_mtime_ns for name in ("phase1.keras", "model.keras")}
+    lines = []
+    metrics = run_study(load_config("quick", environ={}, train_limit=200, test_limit=50,
+                                    out=str(out)), log=lines.append, verbose=0)
+    assert {name: (out / name).stat().st_mtime_ns for name in models} == models
+    assert sum("finished before" in line for line in lines) == 2
+    assert metrics == json.loads((out / "metrics.json").read_text()) and metrics["resumed"]
+    first = json.loads((quick_run[1] / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == first["test_accuracy"]
 
 
 def test_same_seed_and_profile_give_identical_figures(quick_run, tmp_path):
@@ -181,6 +198,21 @@ def test_compare_lists_accuracy_time_and_only_the_settings_that_differ(tmp_path,
                               "fine_tune_at", "augment"]  # in Config's order
     assert row_a.split() == ["a", "0.500", "0.510", "2", "10", "20", "31", "all", "False"]
     assert row_b.split() == ["b", "0.750", "0.760", "2", "20", "40", "61", "conv5", "True"]
+
+
+def test_compare_tells_small_rates_fallbacks_and_same_named_folders_apart(tmp_path, capsys):
+    first = finished_run_folder(tmp_path / "x" / "a" / "run", 0.5, 10.0, lr_finetune=1e-5)
+    second = finished_run_folder(tmp_path / "y" / "a" / "run", 0.5, 10.0, lr_finetune=1e-4)
+    metrics = json.loads((second / "metrics.json").read_text())
+    metrics["data"] = {"used": "sample (fallback: download unavailable)"}
+    (second / "metrics.json").write_text(json.dumps(metrics))
+    code = cli.main(["compare", str(first), str(second)])
+    out, _ = capsys.readouterr()
+    header, row_first, row_second = out.strip().splitlines()
+    assert code == 0 and header.endswith("lr_finetune  data used")  # the same weights: no column
+    assert row_first.split()[0] == str(first) and row_second.split()[0] == str(second)
+    assert "1e-05" in row_first and "0.0001" in row_second
+    assert "None" in row_first and "fallback" in row_second
 
 
 def test_compare_of_an_unfinished_run_says_how_to_finish_it(tmp_path, capsys):

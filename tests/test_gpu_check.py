@@ -22,7 +22,10 @@ def test_gpu_check_writes_every_figure_and_a_table_to_paste(tmp_path):
         assert rate["images_per_second"] > 0 and len(rate["cpu_seconds_per_second"]) == 1
     assert results["phase2"]["seed @ 32px"]["precision"] == "float32"
     assert results["phase2"]["seed @ 32px"]["batch_size"] == 32
+    assert all(rate["xla"] is False and rate["first_epoch_seconds"] > 0  # no XLA on a CPU
+               for rate in results["phase2"].values())
+    assert results["quick_study"]["devices"]["replicas"] == 1 and results["total_seconds"] > 0
     assert results["environment"]["gpus"] == [] and results["environment"]["fast_ops_auto"] is True
     assert 0 <= results["quick_study"]["test_accuracy"] <= 1
     assert "| phase 2, fast, fast ops on @ 32px |" in done.stdout
-    assert "Quick study end to end" in done.stdout
+    assert "Quick study end to end" in done.stdout and "The whole check took" in done.stdout

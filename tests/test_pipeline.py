@@ -307,7 +307,9 @@ def test_changed_finetune_setting_keeps_phase_one_and_retrains_phase_two(fast_ru
 
 
 def test_changed_training_setting_discards_both_phases(fast_copy):
+    (fast_copy / "metrics.json").write_text("{}")  # results of the run about to be discarded
     pipeline = open_pipeline(fast_copy, **{**FAST, "epochs_head": 2})
+    assert not (fast_copy / "metrics.json").exists()  # no "finished" run without its model
     assert pipeline.store.finished == {} and pipeline.store.in_progress is None
     assert not (fast_copy / "phase1.keras").exists() and not (fast_copy / "model.keras").exists()
     assert not (fast_copy / "training_log.csv").exists()
