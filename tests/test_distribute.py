@@ -84,6 +84,24 @@ def test_a_killed_mirrored_run_resumes_under_the_strategy(runs):
     assert metrics["resumed"] is True
 
 
+@needs_scaled_losses
+def test_mixed_float16_with_loss_scaling_trains_on_two_replicas(runs, tmp_path):
+    """A GPU's precision under the strategy (Keras wraps Adam, fused or not, in a
+    LossScaleOptimizer): it trains, and its first epoch matches float32 on one device. Later
+    epochs need not: dynamic loss scaling skips a step whose float16 gradients overflow, and a
+    replica's gradient is half the size, so one device can skip a step that two replicas take."""
+    (_, single), *_ = runs
+    out = tmp_path / "float16"
+    done = cli_train(tmp_path, *FAST_PIECES, "--precision", "mixed_float16", "--out", str(out),
+                     CIFAR_LOGICAL_CPUS="2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["precision"] == "mixed_float16" and metrics["devices"]["replicas"] == 2
+    assert np.all(np.isfinite(metrics["history"]["loss"]))
+    np.testing.assert_allclose(metrics["history"]["loss"][0], single["history"]["loss"][0],
+                               rtol=5e-3)  # float16 rounding: 0.16 % apart on our test machine
+
+
 def test_a_run_on_other_devices_is_trained_again_and_the_log_says_why(tmp_path):
     config = load_config("quick", environ={}, out=str(tmp_path))
     two = {"distribute": "mirrored", "replicas": 2}
