@@ -242,9 +242,10 @@ def load_cifar10(source: str = "auto", timeout: float = 15.0) -> CifarData:
         try:
             return load_from_keras(timeout)
         except DownloadUnavailableError as exc:
+            folder = keras_cifar10_dirs()[0]
             raise DownloadUnavailableError(
                 f"{exc}. Offline? Use --data sample (CIFAR_DATA=sample), or put the extracted "
-                f"cifar-10-batches-py folder at {keras_cifar10_dirs()[0]} or pass its path") from None
+                f"cifar-10-batches-py folder at {folder} or pass its path") from None
     if source == "auto":
         try:
             return load_from_keras(timeout)
