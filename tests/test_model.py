@@ -60,7 +60,7 @@ def test_head_is_the_seed_head(model):
     units = [l.units for l in head_layers(model) if isinstance(l, keras.layers.Dense)]
     assert units == [128, 64, 10]
     assert isinstance(head_layers(model)[0], keras.layers.GlobalAveragePooling2D)
-    assert model.output.shape == (None, 10) and model.get_layer("predictions").dtype == "float32"
+    assert model.output.shape == (None, 10)  # float32 under mixed precision: test_speed.py
 
 
 def test_inner_resnet_layers_are_reachable_from_the_model_input(model):

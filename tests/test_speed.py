@@ -71,10 +71,16 @@ def test_precision_is_chosen_by_hardware(monkeypatch):
     assert speed.resolve_precision("float32") == "float32"
     with pytest.raises(ConfigError, match="precision"):
         load_config(precision="float8")
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])  # no GPU
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
-    assert speed.resolve_precision("auto") in ("mixed_bfloat16", "mixed_float16")
+    assert speed.resolve_precision("auto") == "mixed_bfloat16"
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
-    assert speed.resolve_precision("auto") in ("float32", "mixed_float16")
+    assert speed.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert speed.resolve_precision("auto") == "mixed_float16"
 
 
 def test_an_isa_cap_below_bf16_counts_as_a_cpu_without_bf16(monkeypatch):
