@@ -188,7 +188,11 @@ class Pipeline:
         resumes = self.store.start(phase)
         self.log(f"\n== {self.title(phase)}" + (": resuming ==" if resumes else " =="))
         start = time.perf_counter()
-        history = self._fit_phase(phase)
+        try:
+            history = self._fit_phase(phase)
+        except BaseException:  # Ctrl-C, a crash: the weights hold part of an epoch's updates
+            self.model = None  # so the next run() rebuilds or reloads, then resumes the backup
+            raise
         seconds = time.perf_counter() - start
         epochs = len(history.epoch)
         record = {"epochs_trained_here": epochs, "seconds": round(seconds, 2),

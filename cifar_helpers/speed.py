@@ -93,7 +93,13 @@ def cached_features(model: keras.Model, x: np.ndarray, cache_dir: str | Path,
     """Pooled base features of `x`, computed once and stored under their cache key."""
     path = Path(cache_dir) / f"{cache_key(model, x)}.npy"
     if path.exists():
-        return np.load(path, allow_pickle=False)
+        try:
+            features = np.load(path, allow_pickle=False)
+            if features.ndim == 2 and len(features) == len(x):
+                return features
+        except (OSError, ValueError):  # a cut-off copy of a run folder, say
+            pass
+        print(f"{path} is damaged: computing the features again", flush=True)
     from .files import atomic_path
     from .training import predict_verbosity
 

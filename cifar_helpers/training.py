@@ -63,10 +63,11 @@ def steps_per_epoch(dataset: tf.data.Dataset) -> int:
 
 def standard_callbacks(log_file: str | Path | None, early_stopping_patience: int = 0
                        ) -> list[keras.callbacks.Callback]:
-    """Stop on NaN, log every epoch to CSV, optional early stopping; reuse the list for both phases.
+    """Stop on NaN, log every epoch to CSV, optional early stopping; a new list for every `fit`.
 
     No best-weights file: it would hold the optimizer state too (Keras 3 saves it with the
     weights); early stopping with `restore_best_weights` keeps the best epoch in the model itself.
+    Reused for a second `fit`, Keras 3.4's EarlyStopping would keep the first fit's best loss.
     """
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if log_file is not None:
@@ -113,13 +114,13 @@ def restartable(model: keras.Model) -> Iterator[None]:
         model._initial_epoch = None
 
 
-def checked(history: keras.callbacks.History, first_epoch: int) -> keras.callbacks.History:
+def checked(history: keras.callbacks.History) -> keras.callbacks.History:
     """The History of a phase, or a TrainingError naming the epoch whose loss was NaN or infinite."""
-    losses = history.history.get("loss", [])
-    if any(not math.isfinite(value) for value in losses):
-        raise TrainingError(
-            f"loss became NaN or infinite in epoch {first_epoch + len(losses)}; training stopped. "
-            "Lower the learning rate or check the input data.")
+    bad = [epoch for epoch, value in zip(history.epoch, history.history.get("loss", []))
+           if not math.isfinite(value)]  # History keeps the absolute epoch, resumed or not
+    if bad:
+        raise TrainingError(f"loss became NaN or infinite in epoch {bad[0] + 1}; training "
+                            "stopped. Lower the learning rate or check the input data.")
     return history
 
 
@@ -136,7 +137,7 @@ def train_head(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Da
         history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
                             callbacks=[*callbacks, *schedule_callbacks], verbose=verbose,
                             shuffle=False)
-    return checked(history, first_epoch=0)
+    return checked(history)
 
 
 def uses_feature_cache(config: Config) -> bool:
@@ -170,7 +171,7 @@ def train_head_on_cached_features(model: keras.Model, train: tuple[np.ndarray, n
                   fused_adam=resolve_fast_ops(config.fast_ops))
     history = head.fit(train_ds, validation_data=val_ds, epochs=config.epochs_head,
                        callbacks=[*callbacks, *schedule_callbacks], verbose=verbose, shuffle=False)
-    return checked(history, first_epoch=0)
+    return checked(history)
 
 
 def fine_tune(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
@@ -186,7 +187,7 @@ def fine_tune(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
         history = model.fit(train_ds, validation_data=val_ds, initial_epoch=config.epochs_head,
                             epochs=config.total_epochs, verbose=verbose, shuffle=False,
                             callbacks=[*callbacks, *schedule_callbacks])
-    return checked(history, first_epoch=config.epochs_head)
+    return checked(history)
 
 
 def train_from_scratch(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
@@ -212,4 +213,4 @@ def train_from_scratch(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf
         history = model.fit(train_ds, validation_data=val_ds, initial_epoch=first, epochs=last,
                             callbacks=[*callbacks, *schedule_callbacks], verbose=verbose,
                             shuffle=False)
-    return checked(history, first_epoch=first)
+    return checked(history)

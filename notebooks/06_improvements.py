@@ -297,8 +297,9 @@ assert smoothed_loss > 0.5  # ... with smoothing it is penalised
 # improvement, and restores the weights of the best epoch (`restore_best_weights=True`).
 #
 # **How.** `standard_callbacks` builds the callbacks of every study run; early stopping is added when
-# `early_stopping_patience` is above 0. The same list serves both phases, and Keras' `EarlyStopping`
-# starts counting afresh at the beginning of each `fit`, i.e. of each phase.
+# `early_stopping_patience` is above 0. The pipeline builds a new list for each phase, so early
+# stopping starts counting afresh in each (reused for a second `fit`, Keras 3.4's `EarlyStopping`
+# would keep the best loss of the first).
 
 # %%
 show_source(standard_callbacks)

@@ -87,8 +87,10 @@ def test_augmentation_shifts_by_whole_pixels_and_never_blurs():
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).integers(1, 256, (32, 32, 32, 3)).astype("float32")
     augmented = np.asarray(augmentation()(x, training=True))
-    candidates = [[shifted(image, dy, dx) for image in (x[i], x[i][:, ::-1])
-                   for dy in range(-4, 5) for dx in range(-4, 5)] for i in range(len(x))]
-    assert all(any(np.array_equal(out, c) for c in cands)
-               for out, cands in zip(augmented, candidates))
-    assert not np.array_equal(augmented, x)
+    matches = [[(flip, dy, dx) for flip in (False, True) for dy in range(-4, 5) for dx in range(-4, 5)
+                if np.array_equal(out, shifted(image[:, ::-1] if flip else image, dy, dx))]
+               for image, out in zip(x, augmented)]
+    assert all(len(found) == 1 for found in matches)  # exactly one whole-pixel move: no blur
+    moves = [found[0] for found in matches]
+    assert {flip for flip, _, _ in moves} == {False, True}  # some mirrored, some not
+    assert any(dy for _, dy, _ in moves) and any(dx for _, _, dx in moves)  # shifted both ways

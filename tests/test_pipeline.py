@@ -261,6 +261,29 @@ def test_same_settings_reuse_both_phases(fast_run, fast_copy):
     assert pipeline.history()["epoch"] == [1, 2]
 
 
+class InterruptOnce(keras.callbacks.Callback):
+    """Ctrl-C after the first training step, once: a notebook cell interrupted mid-epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.interrupted = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+
+def test_a_phase_interrupted_in_this_process_restarts_from_clean_weights(fast_run, tmp_path):
+    """Run again in the same process (as a notebook cell is), an interrupted phase does not go on
+    from the weights the interruption left: phase 1 ends as an uninterrupted run's does."""
+    pipeline = Pipeline(quick(tmp_path / "run", **FAST), log=lambda text: None, verbose=0,
+                        callbacks=[InterruptOnce()])
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run("head")
+    assert_same_weights(weights_by_layer(pipeline.run("head")), fast_run.after_head.weights)
+
+
 def test_an_evaluation_setting_keeps_both_phases(fast_copy):
     pipeline = open_pipeline(fast_copy, test_limit=30, **FAST)
     assert set(pipeline.store.finished) == {"head", "finetune"}
@@ -369,7 +392,7 @@ def test_scratch_control_continues_at_the_phase_one_rate(monkeypatch):
     model = model_module.build_model(None)
     calls = []
     monkeypatch.setattr(model, "fit", lambda *args, **kwargs: calls.append(kwargs)
-                        or SimpleNamespace(history={"loss": [1.0]}), raising=False)
+                        or SimpleNamespace(epoch=[0], history={"loss": [1.0]}), raising=False)
     train_ds = SimpleNamespace(cardinality=lambda: 3)
     train_from_scratch(model, train_ds, None, config, "finetune")
     assert (calls[0]["initial_epoch"], calls[0]["epochs"]) == (2, 5)

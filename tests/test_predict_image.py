@@ -30,10 +30,11 @@ def close_figures():
 
 @pytest.fixture
 def png_file(tmp_path):
-    """A 90x60 (width x height) RGB picture: left half red, right half blue."""
+    """A 90x60 (width x height) RGB picture: left half red, right half blue, outer 10 columns green."""
     pixels = np.zeros((60, 90, 3), dtype=np.uint8)
     pixels[:, :45, 0] = 255
     pixels[:, 45:, 2] = 255
+    pixels[:, list(range(10)) + list(range(80, 90))] = (0, 255, 0)
     path = tmp_path / "my photo.png"
     Image.fromarray(pixels).save(path)
     return path
@@ -53,10 +54,13 @@ def test_a_file_of_another_size_is_resized_and_classified(tiny_model, png_file):
 
 
 def test_the_centre_is_kept_rather_than_the_picture_squeezed(png_file):
-    image = prepare_image(png_file, (32, 32))
-    # 90x60 is cropped to its central 60x60 (columns 15..74): still half red, half blue
-    assert image[:, :12, 0].mean() > 250 and image[:, :12, 2].mean() < 5
-    assert image[:, -12:, 2].mean() > 250 and image[:, -12:, 0].mean() < 5
+    # 90x60 is cropped to its central 60x60 (columns 15..74): the green bands are cut away, leaving
+    # half red, half blue; squeezing would keep green at both edges. A file and an array alike.
+    for source in (png_file, np.asarray(Image.open(png_file))):
+        image = prepare_image(source, (32, 32))
+        assert image[..., 1].max() < 5
+        assert image[:, :12, 0].mean() > 250 and image[:, :12, 2].mean() < 5
+        assert image[:, -12:, 2].mean() > 250 and image[:, -12:, 0].mean() < 5
 
 
 def test_the_size_comes_from_the_model():

@@ -67,6 +67,18 @@ def test_feature_cache_is_reused_only_for_the_same_data_weights_and_policy(tmp_p
     assert len(keys) == 4
 
 
+def test_a_damaged_feature_cache_is_computed_again(tmp_path):
+    model = fresh_model()
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    first = speed.cached_features(model, x, tmp_path)
+    (path,) = tmp_path.glob("*.npy")
+    path.write_bytes(path.read_bytes()[:1000])  # cut off, as a half-copied run folder leaves it
+    np.testing.assert_array_equal(speed.cached_features(model, x, tmp_path), first)
+    np.save(path, first[:4])  # readable, but for other images
+    np.testing.assert_array_equal(speed.cached_features(model, x, tmp_path), first)
+    np.testing.assert_array_equal(np.load(path), first)  # and stored again
+
+
 def test_precision_is_chosen_by_hardware(monkeypatch):
     assert speed.resolve_precision("float32") == "float32"
     with pytest.raises(ConfigError, match="precision"):

@@ -9,7 +9,7 @@ from cifar_helpers.data import make_dataset
 from cifar_helpers.errors import TrainingError
 from cifar_helpers.model import base_layers, build_model, head_layers
 from cifar_helpers.run_store import history_from_log
-from cifar_helpers.training import fine_tune, standard_callbacks, train_head
+from cifar_helpers.training import checked, fine_tune, standard_callbacks, train_head
 
 CONFIG = load_config("quick", environ={}, epochs_head=1, epochs_finetune=1, batch_size=16)
 
@@ -99,6 +99,13 @@ def test_nan_loss_stops_training_with_a_clear_error():
         train_head(model, train_ds, None, CONFIG, standard_callbacks(None), verbose=0)
 
 
+def test_a_nan_after_a_resume_names_its_own_epoch():
+    history = keras.callbacks.History()  # phase 2 resumed at epoch 16 of 20: Keras' 0-based 15
+    history.epoch, history.history = [15, 16], {"loss": [0.5, float("nan")]}
+    with pytest.raises(TrainingError, match="in epoch 17;"):
+        checked(history)
+
+
 def test_history_up_to_phase_1_keeps_only_its_epochs(two_phase_run):
     head = history_from_log(two_phase_run["out"] / "training_log.csv", CONFIG.epochs_head,
                             CONFIG.epochs_head)
@@ -166,7 +173,7 @@ def test_notebook_03_compiles_phase_1_exactly_as_train_head_does(monkeypatch, pr
     in_package = build_model(weights=None)
     fits = []
     monkeypatch.setattr(in_package, "fit", lambda *args, **kwargs: fits.append(kwargs)
-                        or SimpleNamespace(history={"loss": [1.0]}), raising=False)
+                        or SimpleNamespace(epoch=[0], history={"loss": [1.0]}), raising=False)
     train_head(in_package, SimpleNamespace(cardinality=lambda: 3), None, config)
 
     assert namespace["EPOCHS_HEAD"] == fits[0]["epochs"] == config.epochs_head
