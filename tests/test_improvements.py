@@ -87,7 +87,9 @@ def test_augmentation_shifts_by_whole_pixels_and_never_blurs():
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).integers(1, 256, (32, 32, 32, 3)).astype("float32")
     augmented = np.asarray(augmentation()(x, training=True))
-    matches = [[(flip, dy, dx) for flip in (False, True) for dy in range(-4, 5) for dx in range(-4, 5)
+    every_move = [(flip, dy, dx) for flip in (False, True)
+                  for dy in range(-4, 5) for dx in range(-4, 5)]
+    matches = [[(flip, dy, dx) for flip, dy, dx in every_move
                 if np.array_equal(out, shifted(image[:, ::-1] if flip else image, dy, dx))]
                for image, out in zip(x, augmented)]
     assert all(len(found) == 1 for found in matches)  # exactly one whole-pixel move: no blur

@@ -30,7 +30,7 @@ def close_figures():
 
 @pytest.fixture
 def png_file(tmp_path):
-    """A 90x60 (width x height) RGB picture: left half red, right half blue, outer 10 columns green."""
+    """A 90x60 (width x height) RGB picture: left half red, right half blue, outer columns green."""
     pixels = np.zeros((60, 90, 3), dtype=np.uint8)
     pixels[:, :45, 0] = 255
     pixels[:, 45:, 2] = 255
