@@ -11,14 +11,14 @@ import pytest
 
 from cifar_helpers import model as model_module
 from cifar_helpers.config import fingerprint, load_config
-from cifar_helpers.data import CLASS_NAMES, TRAIN_BATCHES, batch_dict, load_sample, meta_dict
+from cifar_helpers.data import load_sample
 from cifar_helpers.fast_ops import FusedAdam, MatmulConv2D
 from cifar_helpers.model import base_layers
 from cifar_helpers.pipeline import Pipeline
 from cifar_helpers.run_store import log_rows
 from cifar_helpers.speed import resolve_precision
 from cifar_helpers.training import learning_rate_for, uses_feature_cache
-from cifar_files import write_pickle
+from cifar_files import write_batches
 
 HEAD_PARAMS, FINETUNE_PARAMS = 271_178, 23_752_650  # trainable in phase 1 / phase 2
 FINETUNE_SETTINGS = {"epochs_finetune", "lr_finetune"}
@@ -292,17 +292,13 @@ def test_an_evaluation_setting_keeps_both_phases(fast_copy):
 def test_the_same_images_from_another_place_keep_both_phases(fast_copy, tmp_path):
     """A run folder is reused wherever its data is found: download, Keras cache, copied folder."""
     sample = load_sample()
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    for name, part in zip(TRAIN_BATCHES, np.array_split(np.arange(len(sample.y_train)), 5)):
-        write_pickle(folder / name, batch_dict(sample.x_train[part], sample.y_train[part], name))
-    write_pickle(folder / "test_batch", batch_dict(*sample.test, "test_batch"))
-    write_pickle(folder / "batches.meta", meta_dict(CLASS_NAMES, 200))
+    folder = write_batches(tmp_path / "same" / "cifar-10-batches-py", *sample.train, *sample.test)
     pipeline = open_pipeline(fast_copy, data=str(folder), **FAST)
     assert pipeline.inputs.source == f"dir:{folder}"
     assert set(pipeline.store.finished) == {"head", "finetune"}
-    write_pickle(folder / "test_batch", batch_dict(sample.x_test[::-1], sample.y_test[::-1]))
-    assert open_pipeline(fast_copy, data=str(folder), **FAST).store.finished == {}
+    other = write_batches(tmp_path / "other" / "cifar-10-batches-py", *sample.train,
+                          sample.x_test[::-1], sample.y_test[::-1])
+    assert open_pipeline(fast_copy, data=str(other), **FAST).store.finished == {}
 
 
 def test_changed_finetune_setting_keeps_phase_one_and_retrains_phase_two(fast_run, fast_copy):
