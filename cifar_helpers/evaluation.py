@@ -39,8 +39,8 @@ def most_confused_pairs(confusion: np.ndarray, class_names: Sequence[str], k: in
     np.fill_diagonal(off_diagonal, 0)
     order = np.argsort(off_diagonal, axis=None)[::-1][:k]
     pairs = [np.unravel_index(i, confusion.shape) for i in order]
-    return [(class_names[t], class_names[p], int(confusion[t, p])) for t, p in pairs
-            if confusion[t, p] > 0]
+    return [(class_names[t], class_names[p], int(off_diagonal[t, p])) for t, p in pairs
+            if off_diagonal[t, p] > 0]
 
 
 def per_class_accuracy(confusion: np.ndarray, class_names: Sequence[str]) -> dict[str, float]:

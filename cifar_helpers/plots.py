@@ -34,9 +34,9 @@ def plot_history(history: dict, *, title: str = "Training across both phases") -
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], *, normalize: bool = True
                    ) -> Figure:
     """Seaborn heatmap of the confusion matrix, rows normalised to recall by default."""
-    values = confusion.astype(float)
+    values = confusion
     if normalize:
-        values = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
+        values = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(8, 6.5))
     sns.heatmap(values, annot=True, fmt=".2f" if normalize else "d", cmap="Blues",
                 xticklabels=class_names, yticklabels=class_names, ax=ax, cbar=True)

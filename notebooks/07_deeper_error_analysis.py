@@ -423,7 +423,8 @@ for first, second, picked in (("automobile", "truck", vehicles), ("cat", "dog", 
 # centre-cropped to a square, shrunk to the model's input size (`model.input.shape`, 32×32 here —
 # if `image_size` is larger, the model upsamples inside, as in training) and classified.
 #
-# - **Locally:** set `IMAGE_PATH` to an image file (JPEG, PNG, ...).
+# - **Locally:** set `IMAGE_PATH` to an image file (JPEG, PNG, ...). A phone photo stored
+#   sideways is turned upright first, as a photo viewer shows it; convert HEIC photos to JPEG.
 # - **In Colab:** set `UPLOAD_IN_COLAB = True` and run the cell: a "Choose files" button appears.
 #   It is off by default, so that *Run all* never stops here waiting for a file.
 # - **Otherwise** (and in CI, which is offline), the cell writes one of the test images, enlarged

@@ -63,6 +63,34 @@ def test_the_centre_is_kept_rather_than_the_picture_squeezed(png_file):
         assert image[:, -12:, 2].mean() > 250 and image[:, -12:, 0].mean() < 5
 
 
+def test_a_sideways_phone_photo_is_turned_upright(tmp_path):
+    # Stored as landscape (red left, green right) with EXIF Orientation 6 ("rotate 90° clockwise
+    # to view"): a viewer shows red on top, green below, and so must the model's input.
+    stored = np.zeros((40, 80, 3), dtype=np.uint8)
+    stored[:, :40, 0] = 255
+    stored[:, 40:, 1] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    image = prepare_image(path, (32, 32))
+    top, bottom = image[:8].mean(axis=(0, 1)), image[-8:].mean(axis=(0, 1))
+    assert top[0] > 200 > top[1] and bottom[1] > 200 > bottom[0]
+
+
+def test_a_16_bit_grey_file_keeps_its_brightness(tmp_path):
+    path = tmp_path / "grey16.png"
+    Image.fromarray(np.full((32, 32), 32768, dtype=np.uint16)).save(path)
+    np.testing.assert_allclose(prepare_image(path, (32, 32)), 32768 / 257, atol=0.5)
+
+
+def test_an_unreadable_file_names_itself(tmp_path):
+    path = tmp_path / "photo.heic"
+    path.write_bytes(b"not an image at all")
+    with pytest.raises(ValueError, match=r"photo\.heic.*JPEG or PNG"):
+        prepare_image(path, (32, 32))
+
+
 def test_the_size_comes_from_the_model():
     inputs = keras.Input((24, 20, 3))
     flat = keras.layers.Flatten()(inputs)

@@ -9,6 +9,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 def model_image_size(model: keras.Model) -> tuple[int, int]:
@@ -17,18 +18,32 @@ def model_image_size(model: keras.Model) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def read_image_file(path: str | os.PathLike) -> np.ndarray:
+    """A picture file's pixels as float32 RGB 0-255, upright as a photo viewer shows it.
+
+    Phones store many photos sideways with an EXIF orientation tag; `exif_transpose` applies it.
+    """
+    try:
+        with Image.open(path) as opened:
+            picture = ImageOps.exif_transpose(opened)
+    except UnidentifiedImageError:
+        raise ValueError(f"cannot read {os.fspath(path)!r} as an image: use a JPEG or PNG file "
+                         "(phone HEIC photos must be converted first)") from None
+    if picture.mode.startswith("I"):  # 16-bit greyscale: 0-65535
+        return np.repeat(np.asarray(picture, dtype=np.float32)[..., None] / 257.0, 3, axis=-1)
+    return np.asarray(picture.convert("RGB"), dtype=np.float32)
+
+
 def prepare_image(path_or_array: str | os.PathLike | np.ndarray,
                   size: tuple[int, int]) -> np.ndarray:
     """An RGB image as float32 pixels 0-255 of shape (*size, 3), centre-cropped to keep its aspect.
 
-    A file is read with `keras.utils.load_img`; an array (H, W), (H, W, 3) or (H, W, 4) is resized
+    A file is read with `read_image_file`; an image (H, W), (H, W, 3) or (H, W, 4) is resized
     with antialiasing. Squeezing a photo into the model's square input would distort it, so the
     longer side is cropped first, as CIFAR-10's square, centred objects suggest.
     """
     if isinstance(path_or_array, (str, os.PathLike)):
-        picture = keras.utils.load_img(path_or_array, color_mode="rgb", target_size=size,
-                                       interpolation="bilinear", keep_aspect_ratio=True)
-        return keras.utils.img_to_array(picture, dtype="float32")
+        path_or_array = read_image_file(path_or_array)
     array = np.asarray(path_or_array, dtype=np.float32)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
