@@ -183,12 +183,25 @@ def runs_root(environ: Mapping[str, str] | None = None) -> Path:
     return Path.home() / "cifar10-course" / "runs"
 
 
+PLACE_KEYWORDS = {"data": ("auto", "keras", "sample"), "weights": ("auto", "imagenet", "none")}
+
+
+def _keyword_or_path(name: str, value: str, keywords: tuple[str, ...]) -> str:
+    """A keyword in lower case, or a path made absolute (`~` expanded) so any folder finds it."""
+    if value.strip().lower() in keywords:
+        return value.strip().lower()
+    if not value.strip():
+        raise ConfigError(f"{name} must be {', '.join(keywords)} or a path, got an empty string")
+    return str(Path(value).expanduser().resolve())
+
+
 def load_config(profile: str | None = None, environ: Mapping[str, str] | None = None,
                 **overrides: Any) -> Config:
     """Build the run configuration: profile defaults < CIFAR_* environment < explicit overrides.
 
     `out` is resolved once here to an absolute folder (default: runs_root()/PROFILE), so the CLI
-    and the notebooks find the same run store whatever their working directory.
+    and the notebooks find the same run store whatever their working directory; so are `data`
+    and `weights` when they name a path (keywords are matched in any case).
     """
     from_env = env_overrides(environ)
     name = profile or from_env.pop("profile", None) or "seed"
@@ -206,6 +219,8 @@ def load_config(profile: str | None = None, environ: Mapping[str, str] | None = 
     settings = {**PROFILES[name], **from_env, **explicit, "profile": name}
     out = settings.get("out") or runs_root(environ) / name
     settings["out"] = str(Path(out).expanduser().resolve())
+    for key, keywords in PLACE_KEYWORDS.items():
+        settings[key] = _keyword_or_path(key, settings.get(key, getattr(Config, key)), keywords)
     config = Config(**settings)
     validate(config)
     return config

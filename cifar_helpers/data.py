@@ -166,11 +166,22 @@ def meta_dict(class_names: Sequence[str], per_batch: int) -> dict:
             b"label_names": [name.encode() for name in class_names]}
 
 
+def _check_layout(directory: Path) -> None:
+    """Refuse, with what to do instead, an archive or a folder that only contains the batches."""
+    if directory.is_file() and directory.name.endswith((".tar.gz", ".tgz")):
+        raise DataError(f"{directory}: an archive; extract it first (tar xzf {directory.name}) "
+                        "and pass the cifar-10-batches-py folder it contains")
+    if not directory.is_dir():
+        raise DataError(f"{directory}: not a directory (expected the cifar-10-batches-py layout)")
+    inner = directory / "cifar-10-batches-py"
+    if not (directory / "batches.meta").exists() and inner.is_dir():
+        raise DataError(f"{directory} holds no batches.meta; did you mean {inner}?")
+
+
 def load_batches_dir(directory: str | os.PathLike, source: str | None = None) -> CifarData:
     """Load a folder in the canonical `cifar-10-batches-py` layout, validating every file."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"{directory}: not a directory (expected the cifar-10-batches-py layout)")
+    _check_layout(directory)
     names, per_batch = read_meta(directory / "batches.meta")
     parts = [read_batch(directory / name) for name in TRAIN_BATCHES + ("test_batch",)]
     for name, (images, _) in zip(TRAIN_BATCHES + ("test_batch",), parts):
@@ -216,7 +227,11 @@ def load_from_keras(timeout: float = 15.0) -> CifarData:
     """Use the Keras cache if present, else download with `keras.datasets.cifar10.load_data()`."""
     for cached in keras_cifar10_dirs():
         if (cached / "test_batch").exists():
-            return load_batches_dir(cached, source=f"keras-cache:{cached}")
+            try:
+                return load_batches_dir(cached, source=f"keras-cache:{cached}")
+            except DataError as exc:
+                raise DataError(f"{exc}; Keras' CIFAR-10 cache is damaged: delete "
+                                f"{keras_home() / 'datasets'}/cifar-10* and run again") from None
     check_reachable(CIFAR10_URL, timeout)
     import keras
 
@@ -258,20 +273,23 @@ def load_cifar10(source: str = "auto", timeout: float = 15.0) -> CifarData:
     return load_batches_dir(source)
 
 
-def _require_one_per_class(n: int, y: np.ndarray, what: str) -> None:
+def _require_one_per_class(n: int, y: np.ndarray, what: str, remedy: str) -> None:
     """A stratified sample needs at least one image of every class present."""
     classes = len(np.unique(y))
     if n < classes:
         raise ConfigError(f"the {what} would hold {n} images, fewer than the {classes} classes; "
-                          "use more images (train/test limit) or a larger validation fraction")
+                          f"{remedy}")
 
 
-def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0,
+                      what: str = "subset") -> tuple[np.ndarray, np.ndarray]:
     """Keep `n` images with the class balance of `y` (all of them when n is 0 or too large)."""
     if n <= 0 or n >= len(y):
         return x, y
-    _require_one_per_class(n, y, "subset")
+    _require_one_per_class(n, y, what, "keep more images (or 0 for all)")
+    if len(y) - n < len(np.unique(y)):  # too few dropped to stratify them: drop them at random
+        keep = np.random.default_rng(seed).permutation(len(y))[:n]
+        return x[keep], y[keep]
     from sklearn.model_selection import train_test_split
 
     x_keep, _, y_keep, _ = train_test_split(x, y, train_size=n, stratify=y, random_state=seed)
@@ -282,8 +300,10 @@ def train_val_split(x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, see
                     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Stratified, seeded split into (x_train, y_train), (x_val, y_val)."""
     n_val = int(np.ceil(val_fraction * len(y)))
-    _require_one_per_class(n_val, y, "validation split")
-    _require_one_per_class(len(y) - n_val, y, "training split")
+    _require_one_per_class(n_val, y, "validation split",
+                           "use more training images or a larger validation fraction")
+    _require_one_per_class(len(y) - n_val, y, "training split",
+                           "use more training images or a smaller validation fraction")
     from sklearn.model_selection import train_test_split
 
     x_tr, x_val, y_tr, y_val = train_test_split(
@@ -329,8 +349,10 @@ def without_autotune(ds: tf.data.Dataset) -> tf.data.Dataset:
 def prepare_data(config: Config) -> tuple[CifarData, tuple, tuple, tuple]:
     """Load, subset and split the data as a Config says: (data, train, validation, test)."""
     data = load_cifar10(config.data, timeout=config.download_timeout)
-    x, y = stratified_subset(data.x_train, data.y_train, config.train_limit, config.seed)
-    x_test, y_test = stratified_subset(data.x_test, data.y_test, config.test_limit, config.seed)
+    x, y = stratified_subset(data.x_train, data.y_train, config.train_limit, config.seed,
+                             what="training subset (train_limit)")
+    x_test, y_test = stratified_subset(data.x_test, data.y_test, config.test_limit, config.seed,
+                                       what="test subset (test_limit)")
     train, val = train_val_split(x, y, config.val_fraction, config.seed)
     return data, train, val, (x_test, y_test)
 

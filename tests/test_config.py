@@ -87,6 +87,18 @@ def test_relative_out_resolves_against_the_working_directory(tmp_path, monkeypat
     assert config.out == str((tmp_path / "results" / "a").resolve())
 
 
+def test_data_and_weights_keywords_ignore_case_and_paths_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = load_config("seed", environ={"CIFAR_DATA": "Sample"}, weights="NONE")
+    assert (config.data, config.weights) == ("sample", "none")
+    config = load_config("seed", environ={}, data="~/cifar-10-batches-py", weights="w/resnet.h5")
+    assert config.data == str(tmp_path / "home" / "cifar-10-batches-py")
+    assert config.weights == str(tmp_path / "w" / "resnet.h5")
+    with pytest.raises(ConfigError, match="data must be auto, keras, sample or a path"):
+        load_config("seed", environ={}, data=" ")
+
+
 def test_runs_dir_environment_moves_the_default_run_store(tmp_path):
     environ = {"CIFAR_RUNS_DIR": str(tmp_path)}
     assert runs_root(environ) == tmp_path.resolve()

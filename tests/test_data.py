@@ -96,6 +96,18 @@ def test_missing_files_and_folders_are_reported(canonical, tmp_path):
         load_cifar10(str(tmp_path / "nowhere"))
 
 
+def test_an_archive_or_the_folder_around_the_batches_says_what_to_pass(canonical, tmp_path):
+    folder, _ = canonical
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"\x1f\x8b")
+    with pytest.raises(DataError, match="extract it first"):
+        load_cifar10(str(archive))
+    parent = tmp_path / "extracted"
+    shutil.copytree(folder, parent / "cifar-10-batches-py")
+    with pytest.raises(DataError, match=f"did you mean {parent / 'cifar-10-batches-py'}"):
+        load_cifar10(str(parent))
+
+
 def test_shipped_sample_is_real_balanced_and_small():
     sample = load_sample()
     assert sample.x_train.shape == (1000, 32, 32, 3) and sample.x_test.shape == (200, 32, 32, 3)
@@ -136,6 +148,18 @@ def test_keras_cache_is_read_with_the_safe_parser(monkeypatch, tmp_path, canonic
     monkeypatch.setattr(data, "check_reachable", lambda url, timeout: pytest.fail("no cache read"))
     loaded = load_cifar10("keras")
     assert loaded.source == f"keras-cache:{cached}" and len(loaded.y_train) == 100
+
+
+def test_a_damaged_keras_cache_says_to_delete_it(monkeypatch, tmp_path, canonical):
+    folder, _ = canonical
+    cached = tmp_path / "keras-home" / "datasets" / "cifar-10-batches-py-target"
+    shutil.copytree(folder, cached / "cifar-10-batches-py")
+    (cached / "cifar-10-batches-py" / "data_batch_2").unlink()  # an extraction cut off
+    monkeypatch.setattr(data, "keras_home", lambda: tmp_path / "keras-home")
+    for source in ("keras", "auto"):
+        with pytest.raises(DataError, match=r"data_batch_2: cannot read.*cache is damaged: delete "
+                                            + str(tmp_path / "keras-home" / "datasets")):
+            load_cifar10(source)
 
 
 @pytest.mark.parametrize("failure, expected", [
@@ -217,3 +241,15 @@ def test_too_small_subsets_and_splits_are_config_errors():
         stratified_subset(np.arange(100), y, 5)
     with pytest.raises(ConfigError, match="validation split would hold 6 images"):
         train_val_split(np.arange(60), np.repeat(np.arange(10), 6), 0.1)
+    with pytest.raises(ConfigError, match="training split would hold 6 .* smaller validation"):
+        train_val_split(np.arange(300), np.repeat(np.arange(10), 30), 0.98)
+
+
+@pytest.mark.parametrize("n", [91, 95, 99])
+def test_a_subset_of_almost_all_images_is_kept_not_refused(n):
+    # Fewer than 10 images left out cannot be stratified (sklearn refuses): drop them at random.
+    x, y = np.arange(100), np.repeat(np.arange(10), 10)
+    x_keep, y_keep = stratified_subset(x, y, n, seed=3)
+    assert len(x_keep) == n and len(set(x_keep.tolist())) == n
+    np.testing.assert_array_equal(y_keep, y[x_keep])
+    np.testing.assert_array_equal(stratified_subset(x, y, n, seed=3)[0], x_keep)
