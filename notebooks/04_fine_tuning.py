@@ -73,11 +73,15 @@ if IS_COLAB or IS_KAGGLE:
         raise SystemExit("Kaggle: turn Internet on (Settings panel › Internet, phone-verified "
                          "account needed) and run this cell again" if IS_KAGGLE else
                          "No internet connection: reconnect the runtime and run this cell again")
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                              "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
-                             capture_output=True, text=True)
-    if install.returncode != 0:
-        raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+    for only_the_package in (["--no-deps"], []):  # check the runtime before pip may upgrade it
+        install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *only_the_package,
+                                  "cifar-helpers @ git+https://github.com/cifar10-transfer-course/resnet50-cifar10@main"],
+                                 capture_output=True, text=True)
+        if install.returncode != 0:
+            raise SystemExit("Installing cifar-helpers failed; pip said:\n" + install.stderr[-999:])
+        from cifar_helpers.versions import require_supported
+
+        require_supported()  # an older TensorFlow: one sentence, before pip would replace it
     if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")

@@ -103,6 +103,34 @@ def test_set_up_cell_is_the_same_extra_code_cell_in_every_notebook():
     assert {stem: cell == first for stem, cell in set_ups.items()} == dict.fromkeys(set_ups, True)
 
 
+@pytest.mark.parametrize("tensorflow, pip_calls", [("2.16.1", 1), ("2.19.0", 2)])
+def test_set_up_cell_checks_the_runtime_before_pip_may_upgrade_it(monkeypatch, tensorflow,
+                                                                   pip_calls):
+    """In Kaggle (or Colab) the package comes first without dependencies: an older TensorFlow
+    is told what to do before `pip install` with dependencies would replace it."""
+    import socket
+    import subprocess
+    from types import SimpleNamespace
+
+    from cifar_helpers import versions
+
+    calls = []
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: SimpleNamespace(close=int))
+    monkeypatch.setattr(subprocess, "run", lambda args, **kwargs: calls.append(args)
+                        or SimpleNamespace(returncode=0, stderr=""))
+    monkeypatch.setattr(versions, "installed_versions", lambda: {
+        "python": "3.11.0", "tensorflow": tensorflow, "keras": "3.10.0"})
+    set_up = code_cells(NOTEBOOKS[0])[0]
+    if pip_calls == 1:
+        with pytest.raises(SystemExit, match=f"tensorflow {tensorflow}"):
+            exec(compile(set_up, "set-up cell", "exec"), {})
+    else:
+        exec(compile(set_up, "set-up cell", "exec"), {})
+    assert len(calls) == pip_calls and "--no-deps" in calls[0]
+    assert all("--no-deps" not in call for call in calls[1:])
+
+
 def test_run_store_note_precedes_the_set_up_in_every_notebook():
     """Colab (Drive) and Kaggle (its own /kaggle/working, output as input) said once, at the top."""
     notes = set()
