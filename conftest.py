@@ -2,9 +2,16 @@
 
 import os
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
-os.environ.setdefault("CIFAR_PROFILE", "quick")
+from cifar_helpers.config import Config
+
+# Every notebook runs in the quick profile, whatever the shell exported (CIFAR_PROFILE=seed, or
+# CIFAR_EPOCHS_FINETUNE=0, would otherwise turn tests into hours of training or failures).
+for setting in fields(Config):
+    os.environ.pop(f"CIFAR_{setting.name.upper()}", None)
+os.environ["CIFAR_PROFILE"] = "quick"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Notebooks run by nbval in one test process share a run store, as they would for a student;

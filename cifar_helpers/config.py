@@ -9,8 +9,10 @@ for them). The CLI's flags and all validation are derived from these declaration
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,6 +21,11 @@ from .errors import ConfigError
 
 ENV_PREFIX = "CIFAR_"
 RUNS_DIR_ENV = "CIFAR_RUNS_DIR"
+LOGICAL_CPUS_ENV = "CIFAR_LOGICAL_CPUS"  # read by devices.split_cpu
+# CIFAR_* variables that are not settings: the run store's root, the CPU split, and any
+# CIFAR_TEST_* of the test suite. Any other CIFAR_* name is a typo, and is warned about.
+OTHER_VARIABLES = (RUNS_DIR_ENV, LOGICAL_CPUS_ENV)
+TEST_VARIABLES_PREFIX = "CIFAR_TEST_"
 # What a setting shapes: both phases (and so every later state), phase 2 only, the test-set
 # evaluation only, or nothing a run folder records as a setting ("place": where and how results
 # are shown, and where data and weights are found, which the run store records by content).
@@ -120,12 +127,18 @@ def settings_varying_images() -> tuple[str, ...]:
     return tuple(f.name for f in fields(Config) if f.metadata["varies_images"])
 
 
+class ConfigWarning(UserWarning):
+    """A CIFAR_* variable that is no setting (a typo): it changes nothing."""
+
+
 def _convert(name: str, raw: Any, kind: type) -> Any:
     """Convert a raw override (often a string from the environment) to the field's type."""
     if kind is bool and isinstance(raw, str):
         if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise ConfigError(f"{name}: expected true/false or 1/0, got {raw!r}")
         return raw.strip().lower() in ("1", "true", "yes")
+    if kind is int and (isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer()):
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}")
     try:
         return kind(raw)
     except (TypeError, ValueError):
@@ -140,13 +153,40 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         key = ENV_PREFIX + name.upper()
         if environ.get(key, "") != "":
             found[name] = _convert(key, environ[key], kind)
+    _warn_unknown_variables(environ)
     return found
+
+
+def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """Warn about CIFAR_EPOCH_HEAD and the like, which would otherwise be ignored in silence."""
+    import difflib
+
+    known = [ENV_PREFIX + name.upper() for name in field_types()] + list(OTHER_VARIABLES)
+    for key in sorted(environ):
+        if key.startswith(ENV_PREFIX) and key not in known \
+                and not key.startswith(TEST_VARIABLES_PREFIX):
+            close = difflib.get_close_matches(key.removeprefix(ENV_PREFIX),
+                                              [name.removeprefix(ENV_PREFIX) for name in known], 1)
+            hint = f"did you mean {ENV_PREFIX}{close[0]}? " if close else ""
+            warnings.warn(f"{key} is not a setting and is ignored ({hint}the settings: "
+                          "README, The study as one command)", ConfigWarning, stacklevel=4)
+
+
+def _check_type(name: str, value: Any, kind: type) -> None:
+    """A value of the field's type (an int where a float is expected is fine), and finite."""
+    accepted = (int, float) if kind is float else kind
+    if isinstance(value, bool) is not (kind is bool) or not isinstance(value, accepted):
+        raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
 
 
 def validate(config: Config) -> None:
     """The one place where settings are checked against their declarations and each other."""
+    types = field_types()
     for item in fields(Config):
         value, rules = getattr(config, item.name), item.metadata
+        _check_type(item.name, value, types[item.name])
         if rules["choices"] and value not in rules["choices"]:
             raise ConfigError(f"{item.name} must be one of {', '.join(rules['choices'])}, "
                               f"got {value!r}")
@@ -154,6 +194,11 @@ def validate(config: Config) -> None:
                 and rules["minimum"] is not None and value < rules["minimum"]:
             raise ConfigError(f"{item.name} must be at least {rules['minimum']}, got {value!r}"
                               + (" (must not be negative)" if rules["minimum"] == 0 else ""))
+    if config.download_timeout <= 0:
+        raise ConfigError(f"download_timeout must be more than 0 seconds, got "
+                          f"{config.download_timeout}")
+    if config.seed >= 2**32:
+        raise ConfigError(f"seed must be below 2**32 (4294967296), got {config.seed}")
     if not 0.0 < config.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be between 0 and 1, got {config.val_fraction}")
     if config.recipe == "scratch" and config.weights.lower() not in ("auto", "none"):

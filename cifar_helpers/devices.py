@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Callable, Mapping
 
+from .config import LOGICAL_CPUS_ENV
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     import tensorflow as tf
-
-LOGICAL_CPUS_ENV = "CIFAR_LOGICAL_CPUS"
 
 
 def requested_logical_cpus(environ: Mapping[str, str] | None = None) -> int:

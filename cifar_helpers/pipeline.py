@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import keras
 import numpy as np
 
-from .config import Config
+from .config import Config, validate
 from .run_store import PHASES, RunStore, later_phases
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class Pipeline:
         from .speed import resolve_precision
         from .training import fit_verbosity
 
+        validate(config)  # a Config made with dataclasses.replace was never checked
         self.config, self.log = config, log
         self.callbacks = list(callbacks)  # added to every fit, e.g. notebook 06's progress report
         self.verbose = fit_verbosity() if verbose is None else verbose

@@ -1,9 +1,12 @@
+import dataclasses
+import warnings
 from pathlib import Path
 
 import pytest
 
 from cifar_helpers.config import (
     PROFILES,
+    ConfigWarning,
     fingerprint,
     load_config,
     runs_root,
@@ -51,10 +54,47 @@ def test_full_is_an_alias_of_seed():
     ({"CIFAR_IMAGE_SIZE": "16"}, "image_size must be at least 32"),
     ({"CIFAR_VAL_FRACTION": "1.5"}, "val_fraction"),
     ({"CIFAR_RECIPE": "scratch", "CIFAR_WEIGHTS": "imagenet"}, "scratch trains from random"),
+    ({"CIFAR_LR_FINETUNE": "nan"}, "lr_finetune must be a finite number"),
+    ({"CIFAR_LR_HEAD": "inf"}, "lr_head must be a finite number"),
+    ({"CIFAR_DOWNLOAD_TIMEOUT": "0"}, "download_timeout must be more than 0"),
+    ({"CIFAR_SEED": str(2**32)}, "seed must be below 2\\*\\*32"),
 ])
 def test_bad_values_raise_config_error(environ, message):
     with pytest.raises(ConfigError, match=message):
         load_config(environ=environ)
+
+
+@pytest.mark.parametrize("overrides", [{"train_limit": 0.1}, {"epochs_head": 2.5},
+                                       {"batch_size": True}])
+def test_a_fraction_is_not_silently_cut_to_a_whole_number(overrides):
+    # train_limit=0.1 (meant as val_fraction) would otherwise become 0: all the training images
+    with pytest.raises(ConfigError, match="expected a whole number"):
+        load_config("quick", environ={}, **overrides)
+    assert load_config("quick", environ={}, epochs_head=2.0).epochs_head == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"fine_tune_at": "conv6"}, "fine_tune_at must be one of"),
+    ({"lr_schedule": "cosin"}, "lr_schedule must be one of"),
+    ({"epochs_head": "3"}, "epochs_head must be int"),
+    ({"augment": 1}, "augment must be bool"),
+    ({"lr_head": float("nan")}, "lr_head must be a finite number"),
+])
+def test_a_config_copied_with_replace_is_checked_before_training(change, message):
+    from cifar_helpers.pipeline import Pipeline
+
+    with pytest.raises(ConfigError, match=message):
+        Pipeline(dataclasses.replace(load_config("quick", environ={}), **change))
+
+
+def test_a_misspelled_variable_is_warned_about_not_ignored_in_silence():
+    with pytest.warns(ConfigWarning, match="CIFAR_EPOCH_HEAD .*did you mean CIFAR_EPOCHS_HEAD"):
+        config = load_config(environ={"CIFAR_EPOCH_HEAD": "3"})
+    assert config.epochs_head == 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # settings, the two other variables, the tests' own
+        load_config(environ={"CIFAR_EPOCHS_HEAD": "3", "CIFAR_RUNS_DIR": "/tmp",
+                             "CIFAR_LOGICAL_CPUS": "2", "CIFAR_TEST_ANYTHING": "1"})
 
 
 def test_boolean_settings_from_environment():

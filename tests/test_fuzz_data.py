@@ -1,6 +1,6 @@
 """Fuzzing the batch-file parser: every hostile or broken file ends in DataError, nothing else.
 
-Default: a modest run inside the unit-test budget. Longer: CIFAR_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz_data.py
+Default: a modest run inside the unit-test budget. Longer: CIFAR_TEST_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz_data.py
 """
 
 import os
@@ -15,7 +15,7 @@ from cifar_helpers.data import read_batch
 from cifar_helpers.errors import DataError
 from cifar_files import batch_dict
 
-EXAMPLES = int(os.environ.get("CIFAR_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("CIFAR_TEST_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=2000, derandomize="CI" in os.environ,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
