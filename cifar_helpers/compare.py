@@ -17,16 +17,26 @@ from .report import RESULT_MARKER
 IGNORED_SETTINGS = ("out",)  # where a run was written says nothing about what it computed
 
 
+REQUIRED_KEYS = ("config", "test_accuracy", "history", "phases", "total_seconds")
+
+
 def load_finished_run(folder: str | Path) -> dict:
     """The metrics.json of a finished run, or an OutputError that says what to do."""
     path = Path(folder) / RESULT_MARKER
+    if not Path(folder).is_dir():
+        raise OutputError(f"{folder}: no such folder")
     if not path.is_file():
         raise OutputError(f"{folder}: no finished run here ({RESULT_MARKER} is missing); finish it "
                           f"with `python -m cifar_helpers train --out {folder}` (same settings)")
     try:
-        return json.loads(path.read_text())
+        metrics = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise OutputError(f"{path}: cannot read it ({exc})") from None
+    missing = [key for key in REQUIRED_KEYS if not isinstance(metrics, dict) or key not in metrics]
+    if missing:
+        raise OutputError(f"{path}: not the metrics of a run of this course "
+                          f"(no {', '.join(missing)})")
+    return metrics
 
 
 def differing_settings(configs: Sequence[dict]) -> list[str]:
@@ -59,8 +69,8 @@ def comparison_rows(runs: dict[str, dict]) -> list[dict]:
     return [{
         "run": name,
         "test accuracy": metrics["test_accuracy"],
-        "best val accuracy": max(metrics["history"]["val_accuracy"]),
-        "epochs": len(metrics["history"]["epoch"]),
+        "best val accuracy": max(metrics["history"].get("val_accuracy") or [math.nan]),
+        "epochs": len(metrics["history"].get("epoch", [])),
         "phase 1 s/epoch": seconds_per_epoch(metrics["phases"].get("head")),
         "phase 2 s/epoch": seconds_per_epoch(metrics["phases"].get("finetune")),
         "total s": metrics["total_seconds"],
@@ -86,7 +96,7 @@ def format_table(rows: list[dict]) -> str:
 def compare_folders(folders: Sequence[str | Path]) -> str:
     """The comparison table of finished run folders, named by folder (parent/name, or the whole
     path, when names repeat)."""
-    paths = [Path(folder).resolve() for folder in folders]
+    paths = list(dict.fromkeys(Path(folder).resolve() for folder in folders))  # each run once
     names = [path.name for path in paths]
     if len(set(names)) < len(names):
         names = [f"{path.parent.name}/{path.name}" for path in paths]

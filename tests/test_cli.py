@@ -219,3 +219,28 @@ def test_compare_of_an_unfinished_run_says_how_to_finish_it(tmp_path, capsys):
     code, err = run_cli(["compare", str(tmp_path)], capsys)
     assert code == 1 and "no finished run here" in err and "--out" in err
     assert "Traceback" not in err
+
+
+def test_compare_refuses_a_missing_folder_and_a_foreign_metrics_file_in_one_line(tmp_path,
+                                                                                 capsys):
+    code, err = run_cli(["compare", str(tmp_path / "nowhere")], capsys)
+    assert code == 1 and "no such folder" in err and "--out" not in err
+    for content in ('{"accuracy": 0.9}', "[1]"):
+        (tmp_path / "metrics.json").write_text(content)
+        code, err = run_cli(["compare", str(tmp_path)], capsys)
+        assert code == 1 and "not the metrics of a run of this course" in err
+        assert "Traceback" not in err
+
+
+def test_compare_shows_a_run_without_epochs_and_each_folder_once(tmp_path, capsys):
+    # --epochs-head 0 --epochs-finetune 0 is a finished run with an empty history
+    folder = finished_run_folder(tmp_path / "none", 0.1, 1.0)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["history"] = {}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    other = finished_run_folder(tmp_path / "other", 0.5, 10.0)
+    code = cli.main(["compare", str(folder), str(other), str(other)])
+    out, _ = capsys.readouterr()
+    header, row_none, row_other = out.strip().splitlines()
+    assert code == 0 and row_none.split()[:4] == ["none", "0.100", "nan", "0"]
+    assert row_other.split()[0] == "other"
