@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -51,13 +52,17 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
     if spec.lower() == "none":
         return None, "none (random initialisation)"
     if spec.lower() == "imagenet":
-        if not imagenet_weights_cache_path().exists():
+        cached = imagenet_weights_cache_path()
+        damaged = cached.exists() and file_md5(cached) != IMAGENET_NOTOP_MD5
+        if damaged or not cached.exists():  # Keras downloads it (again); offline it cannot
             try:
                 check_reachable(IMAGENET_NOTOP_URL, timeout)
             except DownloadUnavailableError as exc:
+                found = (f"{cached} is not the right file (MD5 {file_md5(cached)}, expected "
+                         f"{IMAGENET_NOTOP_MD5}: a cut-off copy?) and " if damaged else "")
                 raise WeightsError(
-                    f"ImageNet weights unavailable: {exc}. Download {IMAGENET_NOTOP_URL} elsewhere "
-                    f"and place it at {imagenet_weights_cache_path()}, or pass --weights PATH, "
+                    f"ImageNet weights unavailable: {found}{exc}. Download {IMAGENET_NOTOP_URL} "
+                    f"elsewhere and place it at {cached}, or pass --weights PATH, "
                     "or --weights none to train from random initialisation") from None
         return "imagenet", "imagenet"
     if spec.lower() == "auto":
@@ -73,12 +78,24 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
     return spec, f"file:{spec}"
 
 
+def file_md5(path: str | os.PathLike) -> str:
+    """A file's MD5 (as Keras checks downloads), read once per version of the file."""
+    stat = os.stat(path)
+    return _md5_of(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _md5_of(path: str, size: int, modified_ns: int) -> str:
+    """MD5 of the file at `path`; size and modification time only key the cache."""
+    return hashlib.md5(Path(path).read_bytes(), usedforsecurity=False).hexdigest()
+
+
 def weights_identity(weights: str | None) -> str:
     """What a run starts from, not where the file lies: 'imagenet' (Keras' file anywhere), 'none',
     or another file's MD5."""
     if weights is None or weights == "imagenet":
         return weights or "none"
-    md5 = hashlib.md5(Path(weights).read_bytes(), usedforsecurity=False).hexdigest()
+    md5 = file_md5(weights)
     return "imagenet" if md5 == IMAGENET_NOTOP_MD5 else f"file with MD5 {md5}"
 
 

@@ -117,6 +117,24 @@ def test_imagenet_unavailable_says_where_to_put_the_file(no_imagenet, tmp_path):
         resolve_weights("imagenet")
 
 
+def test_a_damaged_imagenet_file_offline_is_named_and_auto_falls_back(no_imagenet, tmp_path):
+    # Keras would see the wrong checksum, try to download again, fail offline and delete the file
+    (tmp_path / "none.h5").write_bytes(b"half a copy")
+    with pytest.raises(WeightsError, match=f"none.h5 is not the right file .*place it at"):
+        resolve_weights("imagenet")
+    with pytest.warns(WeightsFallbackWarning, match="not the right file"):
+        assert resolve_weights("auto")[0] is None
+    assert (tmp_path / "none.h5").read_bytes() == b"half a copy"
+
+
+def test_a_damaged_imagenet_file_online_is_left_to_keras_to_download_again(monkeypatch, tmp_path):
+    (tmp_path / "w.h5").write_bytes(b"half a copy")
+    monkeypatch.setattr(model_module, "imagenet_weights_cache_path", lambda: tmp_path / "w.h5")
+    checked = []
+    monkeypatch.setattr(model_module, "check_reachable", lambda url, timeout: checked.append(url))
+    assert resolve_weights("imagenet") == ("imagenet", "imagenet") and len(checked) == 1
+
+
 def test_auto_weights_fall_back_loudly(no_imagenet):
     with pytest.warns(WeightsFallbackWarning, match="WITHOUT pretrained weights"):
         assert resolve_weights("auto") == (None, "none (fallback: ImageNet weights unavailable)")
