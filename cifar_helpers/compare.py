@@ -23,6 +23,8 @@ REQUIRED_KEYS = ("config", "test_accuracy", "history", "phases", "total_seconds"
 def load_finished_run(folder: str | Path) -> dict:
     """The metrics.json of a finished run, or an OutputError that says what to do."""
     path = Path(folder) / RESULT_MARKER
+    if Path(folder).is_file():
+        raise OutputError(f"{folder}: a file; pass the run folder that holds {RESULT_MARKER}")
     if not Path(folder).is_dir():
         raise OutputError(f"{folder}: no such folder")
     if not path.is_file():

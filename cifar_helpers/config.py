@@ -22,10 +22,10 @@ from .errors import ConfigError
 ENV_PREFIX = "CIFAR_"
 RUNS_DIR_ENV = "CIFAR_RUNS_DIR"
 LOGICAL_CPUS_ENV = "CIFAR_LOGICAL_CPUS"  # read by devices.split_cpu
-# CIFAR_* variables that are not settings: the run store's root, the CPU split, and any
-# CIFAR_TEST_* of the test suite. Any other CIFAR_* name is a typo, and is warned about.
-OTHER_VARIABLES = (RUNS_DIR_ENV, LOGICAL_CPUS_ENV)
-TEST_VARIABLES_PREFIX = "CIFAR_TEST_"
+# CIFAR_* variables that are not settings: the run store's root, the CPU split, and the test
+# suite's own. Any other CIFAR_* name is a typo, and is warned about.
+OTHER_VARIABLES = (RUNS_DIR_ENV, LOGICAL_CPUS_ENV, "CIFAR_TEST_RUNS_BASE", "CIFAR_TEST_KILL_AFTER",
+                   "CIFAR_TEST_FUZZ_EXAMPLES")
 # What a setting shapes: both phases (and so every later state), phase 2 only, the test-set
 # evaluation only, or nothing a run folder records as a setting ("place": where and how results
 # are shown, and where data and weights are found, which the run store records by content).
@@ -158,13 +158,12 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
-    """Warn about CIFAR_EPOCH_HEAD and the like, which would otherwise be ignored in silence."""
+    """Warn about a misspelled setting variable, which would otherwise be ignored in silence."""
     import difflib
 
     known = [ENV_PREFIX + name.upper() for name in field_types()] + list(OTHER_VARIABLES)
     for key in sorted(environ):
-        if key.startswith(ENV_PREFIX) and key not in known \
-                and not key.startswith(TEST_VARIABLES_PREFIX):
+        if key.startswith(ENV_PREFIX) and key not in known:
             close = difflib.get_close_matches(key.removeprefix(ENV_PREFIX),
                                               [name.removeprefix(ENV_PREFIX) for name in known], 1)
             hint = f"did you mean {ENV_PREFIX}{close[0]}? " if close else ""

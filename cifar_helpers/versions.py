@@ -8,6 +8,7 @@ fails when one of them disagrees. The floor is where the whole test suite was ru
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import sys
 
 
@@ -19,6 +20,8 @@ SUPPORTED = {
 }
 WHAT_TO_DO = {
     "colab": "in Colab, choose Runtime > Change runtime version > Latest, then run this cell again",
+    "kaggle": "in Kaggle, choose Settings > Environment > Always use latest environment, then run "
+              "this cell again",
     "local": "in a fresh virtual environment run `pip install -r requirements.txt` "
              "(README, Quick start)",
 }
@@ -60,7 +63,8 @@ def require_supported(versions: dict[str, str] | None = None) -> None:
     """Stop with one sentence saying what to do when the runtime is older than the floor."""
     old = too_old(versions)
     if old:
-        where = "colab" if "google.colab" in sys.modules else "local"
+        where = ("colab" if "google.colab" in sys.modules
+                 else "kaggle" if "KAGGLE_KERNEL_RUN_TYPE" in os.environ else "local")
         floor = ", ".join(f"{name} {oldest}" for name, (oldest, _) in SUPPORTED.items())
         raise UnsupportedRuntimeError(f"This course needs at least {floor}, but this runtime has "
                                       f"{', '.join(old)}: {WHAT_TO_DO[where]}.")

@@ -225,6 +225,9 @@ def test_compare_refuses_a_missing_folder_and_a_foreign_metrics_file_in_one_line
                                                                                  capsys):
     code, err = run_cli(["compare", str(tmp_path / "nowhere")], capsys)
     assert code == 1 and "no such folder" in err and "--out" not in err
+    run = finished_run_folder(tmp_path / "run", 0.5, 10.0)
+    code, err = run_cli(["compare", str(run / "metrics.json")], capsys)
+    assert code == 1 and "a file; pass the run folder" in err
     for content in ('{"accuracy": 0.9}', "[1]"):
         (tmp_path / "metrics.json").write_text(content)
         code, err = run_cli(["compare", str(tmp_path)], capsys)

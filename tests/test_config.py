@@ -1,4 +1,5 @@
 import dataclasses
+import re
 import warnings
 from pathlib import Path
 
@@ -6,7 +7,9 @@ import pytest
 
 from cifar_helpers.config import (
     PROFILES,
+    OTHER_VARIABLES,
     ConfigWarning,
+    field_types,
     fingerprint,
     load_config,
     runs_root,
@@ -91,10 +94,22 @@ def test_a_misspelled_variable_is_warned_about_not_ignored_in_silence():
     with pytest.warns(ConfigWarning, match="CIFAR_EPOCH_HEAD .*did you mean CIFAR_EPOCHS_HEAD"):
         config = load_config(environ={"CIFAR_EPOCH_HEAD": "3"})
     assert config.epochs_head == 10
+    with pytest.warns(ConfigWarning, match="did you mean CIFAR_TEST_LIMIT"):
+        load_config(environ={"CIFAR_TEST_LIMT": "100"})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # settings, the two other variables, the tests' own
         load_config(environ={"CIFAR_EPOCHS_HEAD": "3", "CIFAR_RUNS_DIR": "/tmp",
-                             "CIFAR_LOGICAL_CPUS": "2", "CIFAR_TEST_ANYTHING": "1"})
+                             "CIFAR_LOGICAL_CPUS": "2", "CIFAR_TEST_RUNS_BASE": "/tmp"})
+
+
+def test_every_cifar_variable_the_repo_uses_is_a_setting_or_known():
+    """So no real variable is ever warned about (this file, spelling names wrong on purpose, aside)."""
+    root = Path(__file__).resolve().parents[1]
+    texts = [path.read_text() for folder in ("cifar_helpers", "tests", "benchmarks", "notebooks")
+             for path in (root / folder).rglob("*.py") if path.name != "test_config.py"]
+    used = set(re.findall(r"\bCIFAR_[A-Z][A-Z_]*[A-Z]\b", "\n".join(texts)))
+    settings = {f"CIFAR_{name.upper()}" for name in field_types()}
+    assert used - settings - set(OTHER_VARIABLES) == set()
 
 
 def test_boolean_settings_from_environment():

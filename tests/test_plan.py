@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from cifar_helpers.config import load_config
+from cifar_helpers.config import load_config, validate
 from cifar_helpers.lessons.plan import (DEFAULT_PLAN, SESSION, VARIANTS, PlanProgress,
                                         describe_plan, finished_metrics, plan_base,
                                         relative_cost, variant_config)
@@ -21,6 +21,15 @@ def test_every_variant_changes_the_baseline_in_its_own_folder(tmp_path):
         assert changed == set(VARIANTS[name](base)), name
         assert config.out == str(tmp_path / name)
     assert variant_config(base, "longer_early_stop", tmp_path).epochs_finetune == 10
+
+
+@pytest.mark.parametrize("weights", ["imagenet", "/shared/resnet50_notop.h5", "none"])
+def test_every_variant_is_a_valid_configuration_whatever_the_weights(tmp_path, weights):
+    # a room without internet sets CIFAR_WEIGHTS to a file: scratch must still be allowed to run
+    base = plan_base(load_config("seed", environ={}, weights=weights), "session")
+    for name in VARIANTS:
+        validate(variant_config(base, name, tmp_path))
+    assert variant_config(base, "scratch", tmp_path).weights == "none"
 
 
 def test_session_plan_is_a_subset_with_fewer_epochs_and_no_heavy_variants():
@@ -64,6 +73,8 @@ def test_finished_metrics_only_for_identical_settings(tmp_path):
 
     config = load_config("quick", environ={}, out=str(tmp_path))
     assert finished_metrics(config) is None
-    (tmp_path / "metrics.json").write_text(json.dumps({"config": dataclasses.asdict(config)}))
+    (tmp_path / "metrics.json").write_text(json.dumps({
+        "config": dataclasses.asdict(config), "test_accuracy": 0.1, "history": {}, "phases": {},
+        "total_seconds": 1.0}))
     assert finished_metrics(config) is not None
     assert finished_metrics(dataclasses.replace(config, seed=1)) is None

@@ -8,7 +8,8 @@ from PIL import Image
 
 from cifar_helpers.data import CLASS_NAMES
 from cifar_helpers.lessons.predict_image import (classify_image, image_probabilities,
-                                         plot_image_prediction, prepare_image, top_classes)
+                                                 plot_image_prediction, prepare_image,
+                                                 read_image_file, top_classes)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,17 @@ def test_a_sideways_phone_photo_is_turned_upright(tmp_path):
     image = prepare_image(path, (32, 32))
     top, bottom = image[:8].mean(axis=(0, 1)), image[-8:].mean(axis=(0, 1))
     assert top[0] > 200 > top[1] and bottom[1] > 200 > bottom[0]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_large_photo_is_shrunk_before_it_becomes_floats(tmp_path, suffix):
+    # a phone photo as float32 at full size takes hundreds of MB; 4x the input is plenty
+    path = tmp_path / f"large{suffix}"
+    Image.fromarray(np.full((800, 1000, 3), 200, dtype=np.uint8)).save(path)
+    pixels = read_image_file(path, (32, 32))
+    assert 128 <= min(pixels.shape[:2]) < 256 and pixels.shape[2] == 3
+    assert pixels.shape[1] / pixels.shape[0] == pytest.approx(1000 / 800, rel=0.02)
+    np.testing.assert_allclose(pixels, 200, atol=2)
 
 
 def test_a_16_bit_grey_file_keeps_its_brightness(tmp_path):

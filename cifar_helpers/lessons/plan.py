@@ -21,6 +21,8 @@ from ..report import RESULT_MARKER
 # name -> the one change it makes to the baseline (a function of the baseline). One exception:
 # longer_early_stop also sets early_stopping_patience, a setting of the whole training, so phase 1
 # gets early stopping too (and is trained again rather than shared with a run without it).
+# scratch says weights none, which it means anyway: a baseline on ImageNet or a weights file
+# would otherwise be refused (recipe scratch with pretrained weights is a contradiction).
 VARIANTS: dict[str, Callable[[Config], dict]] = {
     "baseline": lambda base: {},
     "augment": lambda base: {"augment": True},
@@ -29,7 +31,7 @@ VARIANTS: dict[str, Callable[[Config], dict]] = {
     "label_smoothing": lambda base: {"label_smoothing": 0.1},
     "fine_tune_conv5": lambda base: {"fine_tune_at": "conv5"},
     "fine_tune_conv4": lambda base: {"fine_tune_at": "conv4"},
-    "scratch": lambda base: {"recipe": "scratch"},
+    "scratch": lambda base: {"recipe": "scratch", "weights": "none"},
     "size_64": lambda base: {"image_size": 64},
     "size_128": lambda base: {"image_size": 128},
     "longer_early_stop": lambda base: {"epochs_finetune": 2 * base.epochs_finetune,

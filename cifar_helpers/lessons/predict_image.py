@@ -18,20 +18,25 @@ def model_image_size(model: keras.Model) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def read_image_file(path: str | os.PathLike) -> np.ndarray:
-    """A picture file's pixels as float32 RGB 0-255, upright as a photo viewer shows it.
+def read_image_file(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+    """A picture file's pixels as float32 RGB 0-255, upright as a photo viewer shows it, and
+    shrunk (by whole factors, averaging) to no less than 4x `size` to spare memory.
 
     Phones store many photos sideways with an EXIF orientation tag; `exif_transpose` applies it.
     """
+    least = 4 * max(size)
     try:
         with Image.open(path) as opened:
+            opened.draft("RGB", (least, least))  # a JPEG is decoded at a fraction of its size
             picture = ImageOps.exif_transpose(opened)
     except UnidentifiedImageError:
         raise ValueError(f"cannot read {os.fspath(path)!r} as an image: use a JPEG or PNG file "
                          "(phone HEIC photos must be converted first)") from None
     if picture.mode.startswith("I"):  # 16-bit greyscale: 0-65535
         return np.repeat(np.asarray(picture, dtype=np.float32)[..., None] / 257.0, 3, axis=-1)
-    return np.asarray(picture.convert("RGB"), dtype=np.float32)
+    picture = picture.convert("RGB")
+    factor = min(picture.size) // least
+    return np.asarray(picture.reduce(factor) if factor > 1 else picture, dtype=np.float32)
 
 
 def prepare_image(path_or_array: str | os.PathLike | np.ndarray,
@@ -43,7 +48,7 @@ def prepare_image(path_or_array: str | os.PathLike | np.ndarray,
     longer side is cropped first, as CIFAR-10's square, centred objects suggest.
     """
     if isinstance(path_or_array, (str, os.PathLike)):
-        path_or_array = read_image_file(path_or_array)
+        path_or_array = read_image_file(path_or_array, size)
     array = np.asarray(path_or_array, dtype=np.float32)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
