@@ -213,6 +213,10 @@ class Pipeline:
         callbacks = [*standard_callbacks(self.store.log_file, self.config.early_stopping_patience),
                      *self.callbacks]
         kill = kill_switch(phase, first_epoch)  # test-only; after the backups of each epoch
+        if phase == "head" and self.config.feature_cache and not uses_feature_cache(self.config):
+            self.log("(feature cache not used: " + ("the scratch control trains the base)"
+                     if self.config.recipe == "scratch" else "augmentation changes the images "
+                     "every epoch)"))
         if phase == "head" and uses_feature_cache(self.config):  # seconds: no backup needed
             return train_head_on_cached_features(
                 self.model, self.inputs.train, self.inputs.val, self.config, [*callbacks, *kill],

@@ -25,7 +25,8 @@ def plot_history(history: dict, *, title: str = "Training across both phases") -
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(metric)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # nothing to label when no epoch was trained
+            ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import platform
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .config import Config
+from .config import Config, fingerprint
 from .errors import OutputError
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ def library_versions() -> dict[str, str]:
 
 def build_metrics(pipeline: Pipeline, evaluation: Evaluation, seconds: float) -> dict:
     """The content of metrics.json; the history comes from the CSV log, so it survives resumes."""
+    from .training import uses_feature_cache
+
     config, inputs, store = pipeline.config, pipeline.inputs, pipeline.store
     history = pipeline.history()
     phases = {name: {**entry["record"], "epochs": history["phase"].count(name),
@@ -51,6 +54,8 @@ def build_metrics(pipeline: Pipeline, evaluation: Evaluation, seconds: float) ->
         "weights": {"requested": config.weights, "used": inputs.weights_used},
         "precision": pipeline.precision,
         "fast_ops": {"requested": config.fast_ops, "used": pipeline.fast_ops},
+        "feature_cache": {"requested": config.feature_cache,
+                          "used": uses_feature_cache(config)},
         "devices": pipeline.devices,  # strategy, replicas, device names
         "warnings": inputs.notices,
         "resumed": pipeline.resumed,
@@ -77,6 +82,18 @@ def _write_failures_as_output_errors(folder: Path) -> Iterator[None]:
                           "again to resume") from None
 
 
+def finished_with(metrics_file: Path, config: Config) -> bool:
+    """Whether a run's results were computed with every setting of `config` that shapes them.
+
+    Another test subset, say, keeps both (still valid) phases: the run is only evaluated again.
+    """
+    try:
+        recorded = json.loads(metrics_file.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # none, or unreadable: the phases decide what is trained
+    return all(recorded.get(name) == value for name, value in fingerprint(config).items())
+
+
 def run_study(config: Config, log: Callable[[str], None] = print,
               verbose: int | str | None = None,
               callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
@@ -93,7 +110,11 @@ def run_study(config: Config, log: Callable[[str], None] = print,
     folder = pipeline.store.folder
     try:
         with _write_failures_as_output_errors(folder):
-            finished = (folder / RESULT_MARKER).exists()  # else resume, even after phase 2
+            finished = finished_with(folder / RESULT_MARKER, config)  # else resume or evaluate
+            if finished:
+                log(f"{folder} holds a finished run with these settings: training both phases "
+                    "again, which replaces its models and results (use another --out to keep "
+                    "them)")
             pipeline.run("finetune", restart_from="head" if finished else None)
             evaluation = evaluate(pipeline.model, *pipeline.inputs.test,
                                   pipeline.inputs.class_names)

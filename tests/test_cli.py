@@ -47,6 +47,7 @@ def test_quick_metrics_are_complete_and_sane(quick_run):
                                "val_images": 20, "test_images": 50}
     assert metrics["weights"]["used"] == "none (random initialisation)"
     assert metrics["precision"] == "float32" and metrics["resumed"] is False
+    assert metrics["feature_cache"] == {"requested": False, "used": False}
     head, finetune = metrics["phases"]["head"], metrics["phases"]["finetune"]
     assert (head["trainable_params"], finetune["trainable_params"]) == (271_178, 23_752_650)
     assert head["epochs"] == finetune["epochs"] == 1 and head["images_per_second"] > 0
@@ -68,6 +69,35 @@ def test_a_run_stopped_after_phase_2_only_evaluates_when_run_again(quick_run, tm
     assert metrics == json.loads((out / "metrics.json").read_text()) and metrics["resumed"]
     first = json.loads((quick_run[1] / "metrics.json").read_text())
     assert metrics["test_accuracy"] == first["test_accuracy"]
+
+
+def test_a_finished_run_asked_for_another_test_subset_is_only_evaluated_again(quick_run,
+                                                                              tmp_path):
+    out = shutil.copytree(quick_run[1], tmp_path / "results")
+    models = {name: (out / name).stat().st_mtime_ns for name in ("phase1.keras", "model.keras")}
+    lines = []
+    metrics = run_study(load_config("quick", environ={}, train_limit=200, test_limit=100,
+                                    out=str(out)), log=lines.append, verbose=0)
+    assert {name: (out / name).stat().st_mtime_ns for name in models} == models
+    assert sum("finished before" in line for line in lines) == 2
+    assert metrics["data"]["test_images"] == 100 and not any("holds a finished" in line
+                                                            for line in lines)
+
+
+def test_a_finished_run_with_the_same_settings_says_it_is_trained_again(quick_run, tmp_path,
+                                                                        monkeypatch):
+    out = shutil.copytree(quick_run[1], tmp_path / "results")
+    from cifar_helpers.pipeline import Pipeline
+
+    def stop(self, upto="finetune", restart_from=None):
+        raise KeyboardInterrupt  # enough to see what it was about to do
+    monkeypatch.setattr(Pipeline, "run", stop)
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        run_study(load_config("quick", environ={}, train_limit=200, test_limit=50, out=str(out)),
+                  log=lines.append, verbose=0)
+    assert any("holds a finished run with these settings: training both phases again" in line
+               for line in lines)
 
 
 def test_same_seed_and_profile_give_identical_figures(quick_run, tmp_path):

@@ -1,4 +1,4 @@
-"""Test-set metrics and the confusion heatmap, on labels whose right answers are known."""
+"""Test-set metrics, the confusion heatmap and the training curves, on inputs with known answers."""
 
 import matplotlib.pyplot as plt  # the root conftest.py selects the Agg backend
 import numpy as np
@@ -45,4 +45,16 @@ def test_the_heatmap_shows_recall_or_counts(three_mistakes, normalize, first_row
     texts = [text.get_text() for text in fig.axes[0].texts]
     assert len(texts) == 100 and texts[0] == first_row_text
     assert texts[5 * 10 + 3] == ("0.20" if normalize else "2")  # row dog, column cat
+    plt.close(fig)
+
+
+def test_curves_of_a_run_without_epochs_plot_without_warnings():
+    import warnings
+
+    from cifar_helpers.plots import plot_history
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib: "No artists with labels found"
+        fig = plot_history({"epoch": [], "boundaries": []})
+    assert len(fig.axes) == 2
     plt.close(fig)

@@ -162,6 +162,8 @@ def test_feature_cache_writes_base_features_unless_images_vary(fast_run, upsampl
     assert len(list(fast.store.features_dir.glob("*.npy"))) == 2  # training and validation
     assert upsampled.config.feature_cache and not uses_feature_cache(upsampled.config)
     assert not list(upsampled.store.features_dir.glob("*.npy"))
+    assert "(feature cache not used: augmentation changes the images every epoch)" \
+        in upsampled_run.lines and not any("feature cache" in line for line in fast_run.lines)
     assert upsampled_run.after_head.optimizer is not None  # phase 1 compiled the whole model
 
 
