@@ -55,17 +55,24 @@ def test_quick_metrics_are_complete_and_sane(quick_run):
     assert {"tensorflow", "keras", "numpy"} <= set(metrics["versions"])
 
 
+def study_again_without_training(out, test_limit=50):
+    """Run the quick study again in `out`; assert both phases were loaded, not trained."""
+    models = {name: (out / name).stat().st_mtime_ns for name in ("phase1.keras", "model.keras")}
+    lines = []
+    metrics = run_study(load_config("quick", environ={}, train_limit=200, test_limit=test_limit,
+                                    out=str(out)), log=lines.append, verbose=0)
+    assert {name: (out / name).stat().st_mtime_ns for name in models} == models
+    assert sum("finished before" in line for line in lines) == 2
+    assert not any("holds a finished" in line for line in lines)
+    return metrics
+
+
 def test_a_run_stopped_after_phase_2_only_evaluates_when_run_again(quick_run, tmp_path):
     """Interrupted between saving phase 2 and writing the results: nothing is trained again."""
     out = shutil.copytree(quick_run[1], tmp_path / "results")
     for name in ("metrics.json", "report.md", "history.png", "confusion.png"):
         (out / name).unlink()
-    models = {name: (out / name).stat().st_mtime_ns for name in ("phase1.keras", "model.keras")}
-    lines = []
-    metrics = run_study(load_config("quick", environ={}, train_limit=200, test_limit=50,
-                                    out=str(out)), log=lines.append, verbose=0)
-    assert {name: (out / name).stat().st_mtime_ns for name in models} == models
-    assert sum("finished before" in line for line in lines) == 2
+    metrics = study_again_without_training(out)
     assert metrics == json.loads((out / "metrics.json").read_text()) and metrics["resumed"]
     first = json.loads((quick_run[1] / "metrics.json").read_text())
     assert metrics["test_accuracy"] == first["test_accuracy"]
@@ -74,14 +81,7 @@ def test_a_run_stopped_after_phase_2_only_evaluates_when_run_again(quick_run, tm
 def test_a_finished_run_asked_for_another_test_subset_is_only_evaluated_again(quick_run,
                                                                               tmp_path):
     out = shutil.copytree(quick_run[1], tmp_path / "results")
-    models = {name: (out / name).stat().st_mtime_ns for name in ("phase1.keras", "model.keras")}
-    lines = []
-    metrics = run_study(load_config("quick", environ={}, train_limit=200, test_limit=100,
-                                    out=str(out)), log=lines.append, verbose=0)
-    assert {name: (out / name).stat().st_mtime_ns for name in models} == models
-    assert sum("finished before" in line for line in lines) == 2
-    assert metrics["data"]["test_images"] == 100 and not any("holds a finished" in line
-                                                            for line in lines)
+    assert study_again_without_training(out, test_limit=100)["data"]["test_images"] == 100
 
 
 def test_a_finished_run_with_the_same_settings_says_it_is_trained_again(quick_run, tmp_path,
