@@ -88,6 +88,7 @@ class Pipeline:
         validate(config)  # a Config made with dataclasses.replace was never checked
         self.config, self.log = config, log
         self.callbacks = list(callbacks)  # added to every fit, e.g. notebook 06's progress report
+        self.training_seconds = 0.0  # spent in the phases this pipeline trained
         self.verbose = fit_verbosity() if verbose is None else verbose
         check_writable(Path(config.out))  # before any download
         split_cpu()  # CIFAR_LOGICAL_CPUS; says so clearly if TensorFlow started without it
@@ -195,6 +196,7 @@ class Pipeline:
             self.model = None  # so the next run() rebuilds or reloads, then resumes the backup
             raise
         seconds = time.perf_counter() - start
+        self.training_seconds += seconds
         epochs = len(history.epoch)
         record = {"epochs_trained_here": epochs, "seconds": round(seconds, 2),
                   "images_per_second": round(len(self.inputs.train[1]) * epochs / seconds, 1)

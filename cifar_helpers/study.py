@@ -41,6 +41,9 @@ def build_metrics(pipeline: Pipeline, evaluation: Evaluation, seconds: float) ->
 
     config, inputs, store = pipeline.config, pipeline.inputs, pipeline.store
     history = pipeline.history()
+    # the phases' own seconds (a phase loaded from an earlier run counts as it trained), plus
+    # this call's time outside training: data, building, evaluation, results
+    phase_seconds = sum(entry["record"]["seconds"] for entry in store.finished.values())
     phases = {name: {**entry["record"], "epochs": history["phase"].count(name),
                      "history": {k: [v for v, p in zip(history[k], history["phase"]) if p == name]
                                  for k in history if k not in ("epoch", "phase", "boundaries")}}
@@ -61,7 +64,7 @@ def build_metrics(pipeline: Pipeline, evaluation: Evaluation, seconds: float) ->
         "resumed": pipeline.resumed,
         "phases": phases,
         "history": history,
-        "total_seconds": round(seconds, 2),
+        "total_seconds": round(phase_seconds + seconds - pipeline.training_seconds, 2),
         "config": dataclasses.asdict(config),
         "versions": library_versions(),
     }
@@ -91,7 +94,8 @@ def finished_with(metrics_file: Path, config: Config) -> bool:
         recorded = json.loads(metrics_file.read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return False  # none, or unreadable: the phases decide what is trained
-    return all(recorded.get(name) == value for name, value in fingerprint(config).items())
+    return isinstance(recorded, dict) and all(recorded.get(name) == value
+                                              for name, value in fingerprint(config).items())
 
 
 def run_study(config: Config, log: Callable[[str], None] = print,

@@ -81,7 +81,10 @@ def test_a_run_stopped_after_phase_2_only_evaluates_when_run_again(quick_run, tm
 def test_a_finished_run_asked_for_another_test_subset_is_only_evaluated_again(quick_run,
                                                                               tmp_path):
     out = shutil.copytree(quick_run[1], tmp_path / "results")
-    assert study_again_without_training(out, test_limit=100)["data"]["test_images"] == 100
+    metrics = study_again_without_training(out, test_limit=100)
+    assert metrics["data"]["test_images"] == 100
+    trained = sum(phase["seconds"] for phase in metrics["phases"].values())
+    assert trained < metrics["total_seconds"]  # the phases' training time counts in the total
 
 
 def test_a_finished_run_with_the_same_settings_says_it_is_trained_again(quick_run, tmp_path,

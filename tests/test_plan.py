@@ -78,3 +78,8 @@ def test_finished_metrics_only_for_identical_settings(tmp_path):
         "total_seconds": 1.0}))
     assert finished_metrics(config) is not None
     assert finished_metrics(dataclasses.replace(config, seed=1)) is None
+    # where it lies and how long a download may take do not change what it computed
+    moved = dataclasses.replace(config, download_timeout=20.0, out=str(tmp_path))
+    assert finished_metrics(moved) is not None
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": None}))
+    assert finished_metrics(config) is None

@@ -90,10 +90,12 @@ def test_a_large_photo_is_shrunk_before_it_becomes_floats(tmp_path, suffix):
     np.testing.assert_allclose(pixels, 200, atol=2)
 
 
-def test_a_16_bit_grey_file_keeps_its_brightness(tmp_path):
+@pytest.mark.parametrize("side", [32, 600])
+def test_a_16_bit_grey_file_keeps_its_brightness(tmp_path, side):
     path = tmp_path / "grey16.png"
-    Image.fromarray(np.full((32, 32), 32768, dtype=np.uint16)).save(path)
+    Image.fromarray(np.full((side, side), 32768, dtype=np.uint16)).save(path)
     np.testing.assert_allclose(prepare_image(path, (32, 32)), 32768 / 257, atol=0.5)
+    assert read_image_file(path, (32, 32)).shape[0] < 256  # shrunk like any other photo
 
 
 def test_an_unreadable_file_names_itself(tmp_path):

@@ -17,6 +17,7 @@ import keras
 from ..compare import load_finished_run
 from ..config import Config
 from ..report import RESULT_MARKER
+from ..study import finished_with
 
 # name -> the one change it makes to the baseline (a function of the baseline). One exception:
 # longer_early_stop also sets early_stopping_patience, a setting of the whole training, so phase 1
@@ -94,11 +95,11 @@ def describe_plan(base: Config, chosen: tuple[str, ...]) -> str:
 
 
 def finished_metrics(config: Config) -> dict | None:
-    """The metrics of a finished run in config.out with exactly these settings, if there is one."""
-    if not (Path(config.out) / RESULT_MARKER).exists():
+    """The metrics of a finished run in config.out with these settings, if there is one: the
+    test `run_study` applies (so a run it would train again from scratch is loaded here)."""
+    if not finished_with(Path(config.out) / RESULT_MARKER, config):
         return None
-    metrics = load_finished_run(config.out)
-    return metrics if metrics.get("config") == dataclasses.asdict(config) else None
+    return load_finished_run(config.out)
 
 
 class PlanProgress(keras.callbacks.Callback):

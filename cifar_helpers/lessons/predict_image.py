@@ -32,11 +32,11 @@ def read_image_file(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarra
     except UnidentifiedImageError:
         raise ValueError(f"cannot read {os.fspath(path)!r} as an image: use a JPEG or PNG file "
                          "(phone HEIC photos must be converted first)") from None
-    if picture.mode.startswith("I"):  # 16-bit greyscale: 0-65535
-        return np.repeat(np.asarray(picture, dtype=np.float32)[..., None] / 257.0, 3, axis=-1)
-    picture = picture.convert("RGB")
+    wide = picture.mode.startswith("I")  # 16-bit greyscale: 0-65535
+    picture = picture.convert("I" if wide else "RGB")
     factor = min(picture.size) // least
-    return np.asarray(picture.reduce(factor) if factor > 1 else picture, dtype=np.float32)
+    pixels = np.asarray(picture.reduce(factor) if factor > 1 else picture, dtype=np.float32)
+    return np.repeat(pixels[..., None] / 257.0, 3, axis=-1) if wide else pixels
 
 
 def prepare_image(path_or_array: str | os.PathLike | np.ndarray,
