@@ -20,8 +20,8 @@ SUPPORTED = {
 }
 WHAT_TO_DO = {
     "colab": "in Colab, choose Runtime > Change runtime version > Latest, then run this cell again",
-    "kaggle": "in Kaggle, choose Settings > Environment > Always use latest environment, then run "
-              "this cell again",
+    "kaggle": "in Kaggle, set the notebook's environment to the latest one (Settings > "
+              "Environment), then run this cell again",
     "local": "in a fresh virtual environment run `pip install -r requirements.txt` "
              "(README, Quick start)",
 }
