@@ -123,7 +123,7 @@ def test_set_up_cell_checks_the_runtime_before_pip_may_upgrade_it(monkeypatch, t
         "python": "3.11.0", "tensorflow": tensorflow, "keras": "3.10.0"})
     set_up = code_cells(NOTEBOOKS[0])[0]
     if pip_calls == 1:
-        with pytest.raises(SystemExit, match=f"tensorflow {tensorflow}: in Kaggle, choose"):
+        with pytest.raises(SystemExit, match=f"tensorflow {tensorflow}: in Kaggle, set the"):
             exec(compile(set_up, "set-up cell", "exec"), {})
     else:
         exec(compile(set_up, "set-up cell", "exec"), {})
