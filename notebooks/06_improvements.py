@@ -424,9 +424,10 @@ print(describe_plan(base_config, CHOSEN))
 
 # %% [markdown]
 # Each run writes its own folder under `config.out`/`improvements` (model, training log, curves,
-# `metrics.json`). A variant whose folder already holds a finished run with identical settings is
-# loaded instead of trained again (handy after a disconnect; `run_study` itself resumes an
-# interrupted run from its last finished epoch).
+# `metrics.json`). A variant whose folder already holds a finished run with the same settings
+# (those that shape what it computes; not where its files lie) is loaded instead of trained again
+# (handy after a disconnect; `run_study` itself resumes an interrupted run from its last finished
+# epoch).
 
 # %%
 QUIET = PLAN_SIZE == "shrunk"
