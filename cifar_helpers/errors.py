@@ -17,6 +17,10 @@ class DownloadUnavailableError(DataError):
     """A download could not be reached (offline, blocked or timed out)."""
 
 
+class CertificateError(CifarHelpersError):
+    """HTTPS certificates cannot be verified: not "offline", so nothing falls back in silence."""
+
+
 class WeightsError(CifarHelpersError):
     """Requested model weights cannot be obtained or loaded."""
 

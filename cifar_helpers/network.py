@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from .errors import DownloadUnavailableError
+from .errors import CertificateError, DownloadUnavailableError
 
 
 def keras_home() -> Path:
@@ -30,6 +31,12 @@ def check_reachable(url: str, timeout: float) -> None:
             pass
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise CertificateError(
+                f"cannot verify the HTTPS certificate of {url} ({reason}): this Python trusts no "
+                "certificates. With python.org's Python on macOS, run 'Install "
+                "Certificates.command' in its Applications folder; behind a company proxy, set "
+                "SSL_CERT_FILE to the proxy's certificate") from None
         raise DownloadUnavailableError(f"cannot reach {url} ({reason})") from None
 
 

@@ -206,14 +206,24 @@ class Pipeline:
         self.model_state = phase
 
     def _fit_phase(self, phase: str) -> keras.callbacks.History:
-        """The phase's training call: phase 1 on cached features when it applies."""
+        """The phase's training call, with the study's callbacks and the caller's."""
+        from .training import close_csv_logs, standard_callbacks
+
+        callbacks = [*standard_callbacks(self.store.log_file, self.config.early_stopping_patience),
+                     *self.callbacks]
+        try:
+            return self._fit(phase, callbacks)
+        finally:  # an interrupted fit leaves the log open, and Windows cannot replace it then
+            close_csv_logs(callbacks)
+
+    def _fit(self, phase: str, callbacks: list[keras.callbacks.Callback]
+             ) -> keras.callbacks.History:
+        """Phase 1 on cached features when it applies, else a phase with its backups."""
         from .resume import backup_callbacks, kill_switch, recover_backup
-        from .training import (fine_tune, standard_callbacks, train_from_scratch, train_head,
+        from .training import (fine_tune, train_from_scratch, train_head,
                                train_head_on_cached_features, uses_feature_cache)
 
         first_epoch = 0 if phase == "head" else self.config.epochs_head
-        callbacks = [*standard_callbacks(self.store.log_file, self.config.early_stopping_patience),
-                     *self.callbacks]
         kill = kill_switch(phase, first_epoch)  # test-only; after the backups of each epoch
         if phase == "head" and self.config.feature_cache and not uses_feature_cache(self.config):
             self.log("(feature cache not used: " + ("the scratch control trains the base)"
@@ -224,7 +234,7 @@ class Pipeline:
                 self.model, self.inputs.train, self.inputs.val, self.config, [*callbacks, *kill],
                 self.verbose, cache_dir=self.store.features_dir)
         recover_backup(self.store.backup_dir(phase), self.log)
-        callbacks += [*backup_callbacks(self.store.backup_dir(phase)), *kill]
+        callbacks = [*callbacks, *backup_callbacks(self.store.backup_dir(phase)), *kill]
         train_ds, val_ds = self.datasets()
         if self.config.recipe == "scratch":
             return train_from_scratch(self.model, train_ds, val_ds, self.config, phase, callbacks,

@@ -78,6 +78,15 @@ def standard_callbacks(log_file: str | Path | None, early_stopping_patience: int
     return callbacks
 
 
+def close_csv_logs(callbacks: Sequence[keras.callbacks.Callback]) -> None:
+    """Close the CSV log of a `fit` that ended early (Keras closes it only when `fit` finishes),
+    so the file can be replaced or deleted: Windows refuses that while it is open."""
+    for callback in callbacks:
+        handle = getattr(callback, "csv_file", None)
+        if isinstance(callback, keras.callbacks.CSVLogger) and handle and not handle.closed:
+            handle.close()
+
+
 def interactive() -> bool:
     """True on a terminal or in a notebook, where a progress bar helps; False in logs and CI."""
     import sys

@@ -205,6 +205,27 @@ def test_reachability_check_times_out_on_a_silent_server():
         assert time.monotonic() - start < 5
 
 
+def test_an_unverifiable_certificate_is_not_offline_and_nothing_falls_back(monkeypatch,
+                                                                           tmp_path):
+    """python.org's Python on macOS trusts no certificates until told to: say so, train nothing
+    on the sample or on random weights in its place."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from cifar_helpers import model as model_module
+    from cifar_helpers.errors import CertificateError
+
+    def urlopen(request, timeout):
+        raise urllib.error.URLError(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(data, "keras_home", lambda: tmp_path)
+    monkeypatch.setattr(model_module, "imagenet_weights_cache_path", lambda: tmp_path / "w.h5")
+    for load in (lambda: load_cifar10("auto"), lambda: model_module.resolve_weights("auto")):
+        with pytest.raises(CertificateError, match="Install Certificates.command"):
+            load()
+
+
 def test_stratified_subset_and_split_keep_class_balance():
     y = np.repeat(np.arange(10), 50)
     x = np.arange(len(y))

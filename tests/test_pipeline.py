@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cifar_helpers import model as model_module
+from cifar_helpers import training
 from cifar_helpers.config import fingerprint, load_config
 from cifar_helpers.data import load_sample
 from cifar_helpers.fast_ops import FusedAdam, MatmulConv2D
@@ -276,13 +277,20 @@ class InterruptOnce(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_a_phase_interrupted_in_this_process_restarts_from_clean_weights(fast_run, tmp_path):
+def test_a_phase_interrupted_in_this_process_restarts_from_clean_weights(fast_run, tmp_path,
+                                                                         monkeypatch):
     """Run again in the same process (as a notebook cell is), an interrupted phase does not go on
-    from the weights the interruption left: phase 1 ends as an uninterrupted run's does."""
+    from the weights the interruption left: phase 1 ends as an uninterrupted run's does. And its
+    CSV log is closed (Keras closes it only when fit ends; Windows cannot replace an open file)."""
+    made, standard = [], training.standard_callbacks
+    monkeypatch.setattr(training, "standard_callbacks",
+                        lambda *args, **kwargs: made.extend(standard(*args, **kwargs)) or made)
     pipeline = Pipeline(quick(tmp_path / "run", **FAST), log=lambda text: None, verbose=0,
                         callbacks=[InterruptOnce()])
     with pytest.raises(KeyboardInterrupt):
         pipeline.run("head")
+    logs = [c for c in made if isinstance(c, keras.callbacks.CSVLogger)]
+    assert len(logs) == 1 and logs[0].csv_file.closed
     assert_same_weights(weights_by_layer(pipeline.run("head")), fast_run.after_head.weights)
 
 
