@@ -53,13 +53,13 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
         return None, "none (random initialisation)"
     if spec.lower() == "imagenet":
         cached = imagenet_weights_cache_path()
-        damaged = cached.exists() and file_md5(cached) != IMAGENET_NOTOP_MD5
-        if damaged or not cached.exists():  # Keras downloads it (again); offline it cannot
+        md5 = file_md5(cached) if cached.exists() else None
+        if md5 != IMAGENET_NOTOP_MD5:  # Keras downloads it (again); offline it cannot
             try:
                 check_reachable(IMAGENET_NOTOP_URL, timeout)
             except DownloadUnavailableError as exc:
-                found = (f"{cached} is not the right file (MD5 {file_md5(cached)}, expected "
-                         f"{IMAGENET_NOTOP_MD5}: a cut-off copy?) and " if damaged else "")
+                found = (f"{cached} is not the right file (MD5 {md5}, expected "
+                         f"{IMAGENET_NOTOP_MD5}: a cut-off copy?) and " if md5 else "")
                 raise WeightsError(
                     f"ImageNet weights unavailable: {found}{exc}. Download {IMAGENET_NOTOP_URL} "
                     f"elsewhere and place it at {cached}, or pass --weights PATH, "

@@ -220,15 +220,14 @@ class Pipeline:
              ) -> keras.callbacks.History:
         """Phase 1 on cached features when it applies, else a phase with its backups."""
         from .resume import backup_callbacks, kill_switch, recover_backup
-        from .training import (fine_tune, train_from_scratch, train_head,
+        from .training import (feature_cache_obstacle, fine_tune, train_from_scratch, train_head,
                                train_head_on_cached_features, uses_feature_cache)
 
         first_epoch = 0 if phase == "head" else self.config.epochs_head
         kill = kill_switch(phase, first_epoch)  # test-only; after the backups of each epoch
-        if phase == "head" and self.config.feature_cache and not uses_feature_cache(self.config):
-            self.log("(feature cache not used: " + ("the scratch control trains the base)"
-                     if self.config.recipe == "scratch" else "augmentation changes the images "
-                     "every epoch)"))
+        obstacle = feature_cache_obstacle(self.config)
+        if phase == "head" and self.config.feature_cache and obstacle:
+            self.log(f"(feature cache not used: {obstacle})")
         if phase == "head" and uses_feature_cache(self.config):  # seconds: no backup needed
             return train_head_on_cached_features(
                 self.model, self.inputs.train, self.inputs.val, self.config, [*callbacks, *kill],

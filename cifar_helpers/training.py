@@ -149,11 +149,19 @@ def train_head(model: keras.Model, train_ds: tf.data.Dataset, val_ds: tf.data.Da
     return checked(history)
 
 
+def feature_cache_obstacle(config: Config) -> str | None:
+    """Why phase 1 cannot run on cached features, or None: the base must be frozen, and no
+    setting may vary the images per epoch."""
+    if config.recipe != "transfer":
+        return "the scratch control trains the base"
+    if any(getattr(config, name) for name in settings_varying_images()):
+        return "augmentation changes the images every epoch"
+    return None
+
+
 def uses_feature_cache(config: Config) -> bool:
-    """Phase 1 may run on cached features: asked for, the base frozen, and no setting varies the
-    images per epoch."""
-    return (config.feature_cache and config.recipe == "transfer"
-            and not any(getattr(config, name) for name in settings_varying_images()))
+    """Phase 1 runs on cached features: asked for, and nothing stands in the way."""
+    return config.feature_cache and feature_cache_obstacle(config) is None
 
 
 def train_head_on_cached_features(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
