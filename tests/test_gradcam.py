@@ -9,7 +9,9 @@ import pytest
 
 from cifar_helpers.lessons.gradcam import (gradcam, gradcam_layer, live_cells, plot_gradcam,
                                           spatial_size)
+from cifar_helpers.fast_ops import with_fast_layers
 from cifar_helpers.model import build_model
+from cifar_helpers.speed import dtype_policy
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +133,27 @@ def test_the_map_points_at_the_evidence_for_the_class():
     assert heatmap[2:6, 9:13].mean() > 3 * heatmap.mean()
     # the patch is evidence *against* class 1: nothing positive is left after the ReLU
     assert np.all(gradcam(model, image, class_index=1) == 0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_models_get_the_same_map(policy):
+    """What the fast profile trains (bf16 on CPUs, float16 on GPUs): the layer computes in half
+    precision, so its gradient must be taken of its own output, not of a float32 copy."""
+    with dtype_policy(policy):
+        model = patch_detector()
+    assert model.get_layer("features").compute_dtype != "float32"
+    heatmap = gradcam(model, bright_patch_image(), class_index=0)
+    np.testing.assert_allclose(heatmap, gradcam(patch_detector(), bright_patch_image(), 0),
+                               atol=0.02)
+
+
+def test_a_bf16_resnet_with_fast_layers_gets_maps():
+    with dtype_policy("mixed_bfloat16"):
+        model = with_fast_layers(build_model(weights=None))
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    heatmaps = gradcam(model, images)
+    assert heatmaps.shape == (2, 32, 32) and np.all(np.isfinite(heatmaps))
+    assert heatmaps.max(axis=(1, 2)).tolist() == pytest.approx([1.0, 1.0], abs=0.01)
 
 
 def test_a_model_with_a_separate_softmax_layer_uses_log_probabilities():

@@ -145,8 +145,8 @@ def gradcam(model: keras.Model, images: np.ndarray,
     last_output = dense.input if dense is not None else model.output
     features_and_output = keras.Model(model.inputs, [layer.output, last_output])
     with tf.GradientTape() as tape:
-        features, last = features_and_output(batch, training=False)
-        features, last = tf.cast(features, tf.float32), tf.cast(last, tf.float32)
+        raw_features, last = features_and_output(batch, training=False)
+        last = tf.cast(last, tf.float32)  # a mixed-precision model computes in bf16/float16
         if dense is not None:  # the logits: the softmax layer without its softmax
             scores = tf.matmul(last, tf.cast(dense.kernel, tf.float32))
             if dense.use_bias:
@@ -156,7 +156,9 @@ def gradcam(model: keras.Model, images: np.ndarray,
         indices = _class_indices(class_index, scores, int(batch.shape[0]))
         # images do not interact (inference mode), so one gradient of the sum serves them all
         score = tf.reduce_sum(tf.gather(scores, indices, axis=1, batch_dims=1))
-    gradients = tape.gradient(score, features)
+    # the gradient of the layer's own output: a cast copy of it would get none
+    gradients = tf.cast(tape.gradient(score, raw_features), tf.float32)
+    features = tf.cast(raw_features, tf.float32)
     weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)  # one weight per channel
     maps = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy()
     peaks = maps.max(axis=(1, 2), keepdims=True)
