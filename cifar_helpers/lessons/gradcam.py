@@ -125,6 +125,16 @@ def _softmax_dense(model: keras.Model) -> keras.layers.Dense | None:
     return last if isinstance(last, keras.layers.Dense) and softmax else None
 
 
+def _class_scores(dense: keras.layers.Dense | None, last):
+    """The logits (the softmax layer without its softmax), or log probabilities without one."""
+    import tensorflow as tf
+
+    if dense is None:
+        return tf.math.log(last + 1e-12)
+    scores = tf.matmul(last, tf.cast(dense.kernel, tf.float32))
+    return scores + tf.cast(dense.bias, tf.float32) if dense.use_bias else scores
+
+
 def gradcam(model: keras.Model, images: np.ndarray,
             class_index: int | Sequence[int] | None = None,
             layer_name: str | None = None) -> np.ndarray:
@@ -146,13 +156,7 @@ def gradcam(model: keras.Model, images: np.ndarray,
     features_and_output = keras.Model(model.inputs, [layer.output, last_output])
     with tf.GradientTape() as tape:
         raw_features, last = features_and_output(batch, training=False)
-        last = tf.cast(last, tf.float32)  # a mixed-precision model computes in bf16/float16
-        if dense is not None:  # the logits: the softmax layer without its softmax
-            scores = tf.matmul(last, tf.cast(dense.kernel, tf.float32))
-            if dense.use_bias:
-                scores += tf.cast(dense.bias, tf.float32)
-        else:
-            scores = tf.math.log(last + 1e-12)
+        scores = _class_scores(dense, tf.cast(last, tf.float32))  # bf16/float16 in mixed precision
         indices = _class_indices(class_index, scores, int(batch.shape[0]))
         # images do not interact (inference mode), so one gradient of the sum serves them all
         score = tf.reduce_sum(tf.gather(scores, indices, axis=1, batch_dims=1))
