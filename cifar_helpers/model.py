@@ -235,4 +235,7 @@ def load_trained_model(path: str | os.PathLike) -> keras.Model:
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for bad archives
-        raise WeightsError(f"{path}: cannot load model safely ({type(exc).__name__}: {exc})") from None
+        lines = str(exc).strip().splitlines() or [""]  # Keras repeats whole configs in it
+        reason = " ... ".join(dict.fromkeys(line[:200] for line in (lines[0], lines[-1])))
+        raise WeightsError(f"{path}: cannot load model safely ({type(exc).__name__}: "
+                           f"{reason})") from None

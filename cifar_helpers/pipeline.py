@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from .config import Config, validate
+from .errors import TrainingError
 from .run_store import PHASES, RunStore, later_phases
 
 if TYPE_CHECKING:
@@ -192,6 +193,10 @@ class Pipeline:
         start = time.perf_counter()
         try:
             history = self._fit_phase(phase)
+        except TrainingError:  # NaN loss: the backup holds those weights, so do not resume it
+            self.store.restart_from(phase)
+            self.model = None
+            raise
         except BaseException:  # Ctrl-C, a crash: the weights hold part of an epoch's updates
             self.model = None  # so the next run() rebuilds or reloads, then resumes the backup
             raise

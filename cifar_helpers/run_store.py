@@ -15,20 +15,23 @@ A phase is reused only when the settings that shape it are those of the run aski
 (`config.fingerprint`: phase 1 depends on the 'training' settings, phase 2 also on 'finetune'),
 and what 'auto' settings resolved to is the same too (data source, weights, precision; and the
 Keras version, which writes the saved models): a phase trained offline on random weights is not
-reused once ImageNet weights are there.
+reused once ImageNet weights are there. A Keras update within 3.x keeps the phases (Colab updates
+Keras during a course); an older Keras than the one that saved them cannot load them, so there the
+phases are trained again.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Config, fingerprint
-from .errors import OutputError
+from .errors import OutputError, WeightsError
 from .files import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
@@ -40,6 +43,30 @@ MODEL_FILES = {"head": "phase1.keras", "finetune": "model.keras"}
 MANIFEST = "run.json"
 LOG_FILE = "training_log.csv"
 RESULT_FILES = ("metrics.json", "report.md", "history.png", "confusion.png")
+# what a run folder's files are called: a folder holding any of them without run.json is not emptied
+STORE_NAMES = {*MODEL_FILES.values(), LOG_FILE, *RESULT_FILES, "features",
+               *(f"backup_{phase}" for phase in PHASES)}
+
+
+def same_resolved(recorded: dict, current: dict) -> bool:
+    """Whether recorded resolved inputs are those of now; models saved by an older Keras 3.x
+    count as the same (newer Keras loads them, older Keras cannot: Keras 3.4 fails on 3.15's)."""
+    def without_keras(resolved: dict) -> dict:
+        return {key: value for key, value in resolved.items() if key != "keras"}
+
+    return (without_keras(recorded) == without_keras(current)
+            and keras_can_load(recorded.get("keras"), current.get("keras")))
+
+
+def keras_can_load(saved_by: str | None, loading: str | None) -> bool:
+    """Whether Keras `loading` loads models that Keras `saved_by` wrote: same major, not older."""
+    if saved_by == loading or not (saved_by and loading):
+        return saved_by == loading
+
+    def numbers(version: str) -> tuple[int, ...]:
+        return tuple(int(re.match(r"\d*", part).group() or 0) for part in version.split(".")[:3])
+
+    return numbers(saved_by)[0] == numbers(loading)[0] and numbers(saved_by) <= numbers(loading)
 
 
 def later_phases(phase: str) -> tuple[str, ...]:
@@ -66,9 +93,12 @@ class RunStore:
         saved = store._read_manifest()
         for phase in PHASES:
             entry = saved.get("finished", {}).get(phase)
-            if not (entry and store._made_here(entry, phase)
-                    and store.model_file(phase).exists()):
+            if not (entry and store._made_here(entry, phase)):
                 store._note_unkept(entry, phase)
+                break
+            if not store.model_file(phase).exists():
+                store.notes.append(f"{store.model_file(phase)} is missing: the recorded '{phase}' "
+                                   "phase (and any later one) is trained again")
                 break
             store.finished[phase] = entry
         unkept = [phase for phase in PHASES if phase not in store.finished]
@@ -87,7 +117,7 @@ class RunStore:
     def _made_here(self, entry: dict, phase: str) -> bool:
         """Whether a recorded phase was made with this run's settings and resolved inputs."""
         return (entry.get("settings") == self.settings(phase)
-                and entry.get("resolved") == self.resolved)
+                and same_resolved(entry.get("resolved", {}), self.resolved))
 
     def _note_unkept(self, entry: dict | None, phase: str) -> None:
         """Say which recorded settings or resolved inputs (devices, weights...) changed."""
@@ -95,16 +125,28 @@ class RunStore:
             return
         was = {**entry.get("settings", {}), **entry.get("resolved", {})}
         now = {**self.settings(phase), **self.resolved}
-        changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in now if was.get(k) != now[k]]
+        changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in now
+                   if not same_resolved({k: was.get(k)}, {k: now[k]})]
         if changed:
             self.notes.append(f"{self.folder}: the recorded '{phase}' phase (and any later one) "
                               f"is trained again, because {'; '.join(changed)}")
 
     def _read_manifest(self) -> dict:
+        """run.json; without a readable one, a folder holding run files is refused, not emptied."""
         try:
-            return json.loads((self.folder / MANIFEST).read_text())
+            saved = json.loads((self.folder / MANIFEST).read_text())
         except (OSError, ValueError):
-            return {}
+            saved = None
+        if isinstance(saved, dict):
+            return saved
+        found = sorted(path.name for path in self.folder.iterdir() if path.name in STORE_NAMES)
+        if found:
+            state = "a damaged" if (self.folder / MANIFEST).exists() else "no"
+            raise OutputError(
+                f"{self.folder} has {state} {MANIFEST} but holds {', '.join(found)}: training "
+                "here would delete them. Choose another --out (a new folder), or delete those "
+                "files to train in this one.")
+        return {}
 
     def settings(self, phase: str) -> dict:
         """The settings that shape the state after `phase` under this configuration."""
@@ -178,10 +220,14 @@ class RunStore:
         keep_log_rows_before(self.log_file, first_epoch)
 
     def load_model(self, phase: str) -> keras.Model:
-        """The model saved after `phase` (safe mode)."""
+        """The model saved after `phase` (safe mode); one that cannot be loaded says the remedy."""
         from .model import load_trained_model
 
-        return load_trained_model(self.model_file(phase))
+        try:
+            return load_trained_model(self.model_file(phase))
+        except WeightsError as exc:
+            raise WeightsError(f"{exc}. Delete that file to train the '{phase}' phase (and any "
+                               "later one) again.") from None
 
     def history(self, upto: str = "finetune") -> dict:
         """The merged history (1-based epochs, phases, boundaries) of the logged epochs up to the
@@ -206,9 +252,17 @@ def log_rows(log_file: Path) -> list[dict]:
     if not log_file.exists():
         return []
     with open(log_file, newline="") as handle:
-        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in rows[e].items()}
-            for e in sorted(rows)]
+        parsed = [parsed_row(row) for row in csv.DictReader(handle)]
+    rows = {row["epoch"]: row for row in parsed if row is not None}
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def parsed_row(row: dict) -> dict | None:
+    """One epoch's numbers, or None for a line cut off (a process killed while writing it)."""
+    try:
+        return {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+    except (TypeError, ValueError):
+        return None
 
 
 def keep_log_rows_before(log_file: Path, first_dropped_epoch: int) -> None:

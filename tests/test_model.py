@@ -94,6 +94,19 @@ def test_foreign_model_file_gives_a_clear_error(tmp_path):
         load_trained_model(bogus)
 
 
+def test_a_model_keras_cannot_read_gives_a_short_error(tmp_path, monkeypatch):
+    """Keras 3.4 reading a 3.15 file repeats the whole model config (150,000 characters)."""
+    def fails(path, safe_mode):
+        raise TypeError("Functional could not be deserialized.\n\nconfig=" + "{...}" * 30000
+                        + "\n\nException encountered: unexpected keyword argument 'input_axes'")
+    monkeypatch.setattr(keras.saving, "load_model", fails)
+    with pytest.raises(WeightsError) as error:
+        load_trained_model(tmp_path / "model.keras")
+    message = str(error.value)
+    assert len(message) < 600, len(message)
+    assert "could not be deserialized" in message and "'input_axes'" in message
+
+
 def test_weights_from_a_local_notop_file(tmp_path):
     base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
     path = tmp_path / "resnet50_notop.weights.h5"

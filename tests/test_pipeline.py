@@ -12,11 +12,12 @@ import pytest
 from cifar_helpers import model as model_module
 from cifar_helpers import training
 from cifar_helpers.config import fingerprint, load_config
+from cifar_helpers.errors import OutputError, TrainingError, WeightsError
 from cifar_helpers.data import load_sample
 from cifar_helpers.fast_ops import FusedAdam, MatmulConv2D
 from cifar_helpers.model import base_layers
 from cifar_helpers.pipeline import Pipeline
-from cifar_helpers.run_store import log_rows
+from cifar_helpers.run_store import keras_can_load, log_rows
 from cifar_helpers.speed import resolve_precision
 from cifar_helpers.training import learning_rate_for, uses_feature_cache
 from cifar_files import write_batches
@@ -405,3 +406,89 @@ def test_scratch_control_continues_at_the_phase_one_rate(monkeypatch):
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(
         config.lr_head)
     assert all(layer.trainable for layer in model.layers)
+
+
+def recorded_keras(folder, version):
+    """Make run.json say its phases were saved by another Keras version."""
+    manifest = json.loads((folder / "run.json").read_text())
+    for entry in manifest["finished"].values():
+        entry["resolved"]["keras"] = version
+    (folder / "run.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("saved_by, kept", [("3.0.0", True), ("3.99.0", False),
+                                             ("4.0.0", False)])
+def test_a_keras_update_within_3_keeps_the_phases_an_older_keras_does_not(fast_copy, saved_by,
+                                                                          kept):
+    """Colab updates Keras during a course: a run folder on Drive must survive 3.x -> 3.y. An
+    older Keras cannot load newer files (3.4 fails on 3.15's), so it trains them again."""
+    recorded_keras(fast_copy, saved_by)
+    lines = []
+    finished = open_pipeline(fast_copy, lines, **FAST).store.finished
+    assert set(finished) == ({"head", "finetune"} if kept else set())
+    assert any(f"keras '{saved_by}' -> '3." in line for line in lines) is not kept, lines
+
+
+@pytest.mark.parametrize("saved_by, loading, loads", [
+    ("3.4.1", "3.15.1", True), ("3.10.0", "3.10.0", True), ("3.15.0", "3.10.0", False),
+    ("3.15.0", "4.0.0", False), ("3.9.0", "3.10.0rc1", True), (None, "3.10.0", False)])
+def test_which_keras_loads_which_saved_models(saved_by, loading, loads):
+    assert keras_can_load(saved_by, loading) is loads
+
+
+@pytest.mark.parametrize("manifest", [None, "{truncated"])
+def test_a_folder_with_run_files_but_no_readable_run_json_is_refused_not_emptied(fast_copy,
+                                                                                 manifest):
+    """`--out .` in a project folder, or a run.json cut off in a copy: nothing is deleted."""
+    if manifest is None:
+        (fast_copy / "run.json").unlink()
+    else:
+        (fast_copy / "run.json").write_text(manifest)
+    before = sorted(path.name for path in fast_copy.iterdir())
+    with pytest.raises(OutputError, match="would delete them.*model.keras|model.keras.*would "
+                       "delete them"):
+        open_pipeline(fast_copy, **FAST)
+    assert sorted(path.name for path in fast_copy.iterdir()) == before
+
+
+def test_a_missing_phase_one_model_is_said_before_both_phases_train_again(fast_copy):
+    (fast_copy / "phase1.keras").unlink()
+    lines = []
+    assert open_pipeline(fast_copy, lines, **FAST).store.finished == {}
+    assert any("phase1.keras is missing" in line for line in lines), lines
+
+
+def test_a_damaged_saved_model_names_the_remedy(fast_copy):
+    (fast_copy / "model.keras").write_bytes(b"cut off")
+    pipeline = open_pipeline(fast_copy, **FAST)
+    with pytest.raises(WeightsError, match="model.keras.*Delete that file to train the "
+                       "'finetune' phase"):
+        pipeline.run()
+
+
+def test_a_cut_off_log_line_is_skipped(tmp_path):
+    log = tmp_path / "training_log.csv"
+    log.write_text("epoch,accuracy,loss\n0,0.5,1.2\n1,0.6\n")  # killed while writing epoch 1
+    assert log_rows(log) == [{"epoch": 0, "accuracy": 0.5, "loss": 1.2}]
+
+
+class PoisonHead(keras.callbacks.Callback):
+    """Makes the loss NaN from the first step: a learning rate far too high."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        kernel = self.model.get_layer("predictions").kernel
+        kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+
+
+def test_a_nan_phase_is_not_resumed_from_its_backup(tmp_path):
+    """BackupAndRestore saves the NaN epoch; resuming it would fail again at once."""
+    with pytest.raises(TrainingError, match="NaN"):
+        Pipeline(quick(tmp_path / "run"), log=lambda text: None, verbose=0,
+                 callbacks=[PoisonHead()]).run("head")
+    assert not (tmp_path / "run" / "backup_head").exists()
+    assert not (tmp_path / "run" / "training_log.csv").exists()
+    lines = []
+    pipeline = open_pipeline(tmp_path / "run", lines)
+    assert pipeline.store.in_progress is None
+    pipeline.run("head")
+    assert not any("resuming" in line for line in lines), lines
