@@ -4,7 +4,7 @@
 
 For timing the whole 10 + 10 recipe at full CIFAR-10 size where only a subset is at hand (offline):
 the time per epoch depends on the number of images, not on which images they are. Accuracy
-measured on repeated images means nothing; the test batch is copied once, unchanged.
+measured on repeated images means nothing; the test batch is tiled the same number of times.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     images = np.tile(data.x_train, (args.copies, 1, 1, 1))
     labels = np.tile(data.y_train, args.copies)
     folder = Path(args.destination) / "cifar-10-batches-py"
+    if folder.exists():
+        parser.error(f"{folder} exists already: choose a new destination")
     folder.mkdir(parents=True)
     per_batch = len(labels) // len(TRAIN_BATCHES)
     for i, name in enumerate(TRAIN_BATCHES):
