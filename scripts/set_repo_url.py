@@ -19,6 +19,7 @@ def rewrite(text: str, new_url: str, new_branch: str) -> str:
     old_path, new_path = (u.removeprefix("https://github.com/") for u in (REPO_URL, new_url))
     text = text.replace(f"/blob/{BRANCH}/notebooks/", f"/blob/{new_branch}/notebooks/")
     text = text.replace(f"{REPO_URL}@{BRANCH}", f"{new_url}@{new_branch}")
+    text = text.replace(f"--branch {BRANCH} {REPO_URL}", f"--branch {new_branch} {new_url}")
     text = re.sub(rf'^BRANCH = "{re.escape(BRANCH)}"', f'BRANCH = "{new_branch}"', text, flags=re.M)
     return text.replace(old_path, new_path)
 

@@ -92,7 +92,10 @@ def test_a_finished_run_with_the_same_settings_says_it_is_trained_again(quick_ru
     out = shutil.copytree(quick_run[1], tmp_path / "results")
     from cifar_helpers.pipeline import Pipeline
 
+    asked = []
+
     def stop(self, upto="finetune", restart_from=None):
+        asked.append((upto, restart_from))
         raise KeyboardInterrupt  # enough to see what it was about to do
     monkeypatch.setattr(Pipeline, "run", stop)
     lines = []
@@ -101,6 +104,7 @@ def test_a_finished_run_with_the_same_settings_says_it_is_trained_again(quick_ru
                   log=lines.append, verbose=0)
     assert any("holds a finished run with these settings: training both phases again" in line
                for line in lines)
+    assert asked == [("finetune", "head")]  # both phases again, as it says
 
 
 def test_same_seed_and_profile_give_identical_figures(quick_run, tmp_path):

@@ -5,6 +5,7 @@ The notebooks themselves are executed by nbval (`pytest` collects notebooks/*.ip
 
 import ast
 import dataclasses
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -33,9 +34,10 @@ KAGGLE_OFFLINE = ("Kaggle: turn Internet on (Settings panel › Internet, phone-
                   "needed) and run this cell again")
 
 
-def cells(path: Path) -> list[tuple[str, str]]:
-    """(type, source) of every cell, as jupytext reads the file."""
-    return [(c.cell_type, c.source.strip()) for c in jupytext.read(path).cells]
+def cells(path: Path) -> list[tuple[str, str, dict]]:
+    """(type, source, metadata) of every cell, as jupytext reads the file: a tag such as nbval's
+    `raises-exception`, set in Jupyter on the .ipynb alone, would switch off a check cell."""
+    return [(c.cell_type, c.source.strip(), dict(c.metadata)) for c in jupytext.read(path).cells]
 
 
 def test_every_course_notebook_exists_as_a_pair():
@@ -49,6 +51,16 @@ def test_every_course_notebook_exists_as_a_pair():
 def test_pair_is_in_sync(notebook):
     assert cells(notebook) == cells(notebook.with_suffix(".py")), (
         f"{notebook.name} and its .py twin differ: edit one, then `jupytext --sync` it")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_cell_is_exempt_from_its_checks(notebook):
+    """nbval tags and markers that let a cell fail or skip it: every check cell must run."""
+    exempt = [i for i, (_, source, metadata) in enumerate(cells(notebook))
+              if set(metadata.get("tags", [])) & {"raises-exception", "nbval-skip",
+                                                  "nbval-ignore-output", "skip-execution"}
+              or re.search(r"#\s*NBVAL_", source)]
+    assert exempt == [], f"{notebook.name}: cells {exempt} are exempt from nbval's checks"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -74,20 +86,42 @@ def test_notebook_has_the_course_structure(notebook):
     assert "pip install tensorflow" not in text.replace('"', "").lower()
 
 
+GITHUB_LINK = re.compile(r"(?:--branch ([\w.-]+) https://)?github\.com/([\w.-]+/[\w-]+(?:\.[\w-]+)*?)"
+                         r"(?:\.git)?(?:/blob/([\w.-]+)|@([\w.-]+))?(?=[/\s)\"'`]|$)")
+
+
+def repo_links(text: str) -> list[tuple[str, str | None]]:
+    """(owner/name, branch or None) of every GitHub link, clone and install spec in a text."""
+    return [(repo, cloned or blob or installed or None)
+            for cloned, repo, blob, installed in GITHUB_LINK.findall(text)]
+
+
 def test_every_repo_link_uses_the_one_repo_url_and_branch():
     texts = [p.read_text() for p in (ROOT / "notebooks").glob("*.py")]
     texts.append((ROOT / "README.md").read_text())
+    repo = REPO_URL.removeprefix("https://github.com/")
     for text in texts:
-        for link in re.findall(r"github\.com/[\w.-]+/[\w.-]+(?:/blob/[\w.-]+|@[\w.-]+)?", text):
-            assert link.startswith(REPO_URL.removeprefix("https://")), link
+        links = repo_links(text)
+        assert links and set(links) <= {(repo, None), (repo, BRANCH)}, set(links)
         for link in re.findall(r"https://colab\.research\.google\.com/github/[^)\s\"']+", text):
             assert link == colab_url(link.rsplit("/", 1)[-1]), link
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
     assert urls["Repository"] == REPO_URL
 
 
+def test_set_repo_url_moves_every_link_to_the_fork_and_its_branch():
+    """A fork or a release tag: every badge, clone and install spec follows (scripts/)."""
+    spec = importlib.util.spec_from_file_location("set_repo_url", ROOT / "scripts" / "set_repo_url.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for path in [ROOT / "README.md", *(ROOT / "notebooks").glob("*.py")]:
+        moved = script.rewrite(path.read_text(), "https://github.com/me/fork", "v1.0")
+        assert set(repo_links(moved)) <= {("me/fork", None), ("me/fork", "v1.0")}, path.name
+        assert "cifar10-transfer-course" not in moved, path.name
+
+
 def code_cells(notebook: Path) -> list[str]:
-    return [source for kind, source in cells(notebook.with_suffix(".py")) if kind == "code"]
+    return [source for kind, source, _ in cells(notebook.with_suffix(".py")) if kind == "code"]
 
 
 def test_set_up_cell_is_the_same_extra_code_cell_in_every_notebook():
@@ -136,8 +170,8 @@ def test_run_store_note_precedes_the_set_up_in_every_notebook():
     notes = set()
     for notebook in NOTEBOOKS:
         sources = cells(notebook.with_suffix(".py"))
-        first_code = next(i for i, (kind, _) in enumerate(sources) if kind == "code")
-        kind, note = sources[first_code - 1]
+        first_code = next(i for i, (kind, *_) in enumerate(sources) if kind == "code")
+        kind, note, _ = sources[first_code - 1]
         assert kind == "markdown" and "USE_DRIVE = True" in note and "/kaggle/working" in note
         notes.add(note)
     assert len(notes) == 1, "the Colab/Kaggle note differs between notebooks"
@@ -178,7 +212,16 @@ def test_expectations_live_in_one_block_that_notebooks_show():
             assert "\nshow_expectations()\n" in text, notebook.name
 
 
-GUARDED_INPUT = re.compile(r"\b(input\(|files\.upload\()")
+WAITS_FOR_THE_USER = {"input", "upload"}  # input(), google.colab.files.upload()
+
+
+def required_names(test: ast.expr) -> set[str]:
+    """Names that must be true for `test` to be: `FLAG`, or every bare name of `a and FLAG`."""
+    if isinstance(test, ast.Name):
+        return {test.id}
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return {value.id for value in test.values if isinstance(value, ast.Name)}
+    return set()
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -189,13 +232,13 @@ def test_run_all_never_waits_for_the_user(notebook):
         flags = {node.targets[0].id for node in ast.walk(tree) if isinstance(node, ast.Assign)
                  and isinstance(node.targets[0], ast.Name)
                  and isinstance(node.value, ast.Constant) and node.value.value is False}
-        guarded = set()
+        guarded = {id(inner) for node in ast.walk(tree)  # the body of `if FLAG` or `if ... and FLAG`
+                   if isinstance(node, ast.If) and flags & required_names(node.test)
+                   for statement in node.body for inner in ast.walk(statement)}
         for node in ast.walk(tree):
-            if isinstance(node, ast.If) and flags & {n.id for n in ast.walk(node.test)
-                                                     if isinstance(n, ast.Name)}:
-                guarded |= {id(inner) for inner in ast.walk(node)}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and GUARDED_INPUT.match(ast.unparse(node.func) + "("):
+            name = getattr(node, "func", None)
+            name = getattr(name, "attr", getattr(name, "id", None))
+            if isinstance(node, ast.Call) and name in WAITS_FOR_THE_USER:
                 assert id(node) in guarded, f"{notebook.name}: {ast.unparse(node)} blocks Run all"
 
 

@@ -54,7 +54,8 @@ def two_phase_run(tmp_path_factory):
 
 
 def test_phase1_leaves_base_bit_identical_and_trains_head(two_phase_run):
-    assert changed(two_phase_run["base_0"], two_phase_run["base_1"]) == []
+    assert two_phase_run["base_0"] and changed(two_phase_run["base_0"],
+                                               two_phase_run["base_1"]) == []
     assert len(changed(two_phase_run["head_0"], two_phase_run["head_1"])) == 6  # 3 kernels + biases
 
 
