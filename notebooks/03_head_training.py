@@ -35,8 +35,8 @@
 #
 # - Quick profile (CI, workshops): 15–25 s on a 2-core CPU (measured under nbval; the range is
 #   run-to-run noise).
-# - Full seed profile (all 45,000 training images, 10 epochs): phase 1 took 14–17 minutes on
-#   2-core CPU test VMs (811–1,026 s, measured: README *Speed*), plus the one-off downloads of
+# - Full seed profile (all 45,000 training images, 10 epochs): phase 1 took 16–17 minutes on
+#   2-core CPU test VMs (956–1,026 s, measured: README *Speed*), plus the one-off downloads of
 #   CIFAR-10 and of the ImageNet weights.
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 

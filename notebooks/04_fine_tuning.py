@@ -36,7 +36,7 @@
 # - Quick profile (CI, workshops): 25–40 s on a 2-core CPU (measured under nbval, with notebook 03's
 #   result saved; the range is run-to-run noise).
 # - Full seed profile (all 45,000 training images, 10 more epochs): phase 2 took 51–55 minutes on
-#   2-core CPU test VMs (3,087–3,315 s, 136–146 images/s, measured: README *Speed*); add 14–17
+#   2-core CPU test VMs (3,087–3,315 s, 136–146 images/s, measured: README *Speed*); add 16–17
 #   minutes if notebook 03's result is not saved here and phase 1 must be recreated.
 # - Colab T4 GPU: not measured by us yet — the timing cells print it on your runtime.
 
