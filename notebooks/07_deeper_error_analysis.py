@@ -300,7 +300,8 @@ show_source(fit_temperature)
 temperature = fit_temperature(val_probabilities, y_val)
 val_scaled = apply_temperature(val_probabilities, temperature)
 test_scaled = apply_temperature(probabilities, temperature)
-kind = "over-confident: T > 1" if temperature > 1 else "under-confident: T < 1"
+kind = ("over-confident: T > 1" if temperature > 1 else "under-confident: T < 1"
+        if temperature < 1 else "scaling helps nothing: T = 1")
 print(f"fitted temperature T = {temperature:.3f} on {len(y_val)} validation images ({kind})")
 print(f"{'test set':>22}  {'NLL':>6}  {'ECE':>6}  {'accuracy':>8}")
 for name, values in (("as trained", probabilities), ("temperature-scaled", test_scaled)):

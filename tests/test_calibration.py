@@ -59,6 +59,12 @@ def test_an_under_confident_predictor_gets_t_below_one():
     assert fit_temperature(probabilities, labels) < 0.8
 
 
+def test_a_constant_predictor_gets_t_one_not_an_arbitrary_bound():
+    """Uniform probabilities: every T gives the same NLL (the search ended at T = 20)."""
+    labels = np.arange(50) % 10
+    assert fit_temperature(np.full((50, 10), 0.1), labels) == 1.0
+
+
 def test_a_calibrated_toy_case_has_zero_ece():
     # ten images at confidence 0.8 of which eight are right, four at 0.5 of which two are right
     probabilities = np.array([[0.8, 0.2]] * 10 + [[0.5, 0.5]] * 4)

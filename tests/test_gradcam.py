@@ -197,3 +197,11 @@ def test_overlay_plot_has_two_rows():
     assert len(fig.axes) == 6 and fig.axes[0].get_title() == "a"
     fig = plot_gradcam(images, [heatmaps, heatmaps], row_labels=["class 0", "again"])
     assert len(fig.axes) == 9 and fig.axes[3].get_ylabel() == "class 0"
+
+
+def test_a_model_with_a_nested_base_is_refused_with_the_remedy():
+    """Notebook 04's keras-io style model: a wrong 'no layer qualifies' error before."""
+    from cifar_helpers.lessons.batchnorm import nested_training_false_model
+
+    with pytest.raises(ValueError, match="nested model.*build the model flat"):
+        gradcam_layer(nested_training_false_model())

@@ -61,6 +61,8 @@ def test_progress_estimates_the_plan_from_the_first_variants_epochs(tmp_path):
     progress = PlanProgress(plan, lines.append)
     progress.per_epoch = {"head": 10.0, "finetune": 30.0}
     assert progress.estimate() == pytest.approx((5 * 10 + 5 * 30) * (1 + 4))
+    progress.per_epoch = {"finetune": 30.0}  # phase 1 was loaded (a reconnect), not timed
+    assert progress.estimate() == pytest.approx((5 * 10 + 5 * 30) * (1 + 4))
     progress.per_epoch = {}
     for epoch in range(base.total_epochs):
         progress.on_epoch_begin(epoch)

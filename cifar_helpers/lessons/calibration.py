@@ -45,12 +45,13 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray,
     probabilities, labels = _checked(probabilities, labels)
     if len(labels) == 0:
         raise ValueError("cannot fit a temperature on zero images")
-    result = minimize_scalar(
-        lambda log_t: negative_log_likelihood(apply_temperature(probabilities, np.exp(log_t)),
-                                              labels),
-        bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded",
-        options={"xatol": 1e-4})
-    return float(np.exp(result.x))
+    def nll(log_t: float) -> float:
+        return negative_log_likelihood(apply_temperature(probabilities, np.exp(log_t)), labels)
+
+    result = minimize_scalar(nll, bounds=(np.log(bounds[0]), np.log(bounds[1])),
+                             method="bounded", options={"xatol": 1e-4})
+    # flat (e.g. uniform predictions): any T fits as well as none, so report none
+    return 1.0 if nll(0.0) - result.fun < 1e-9 else float(np.exp(result.x))
 
 
 class CalibrationBins(NamedTuple):
