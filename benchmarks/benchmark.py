@@ -72,6 +72,16 @@ def matmul_peak(dtype, repeats: int, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / median_time(run, repeats, f"matmul {dtype.name}") / 1e9
 
 
+def at_least(minimum: int):
+    """An argparse type: an integer of at least `minimum` (one error line, not a late traceback)."""
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {value}")
+        return value
+    return integer
+
+
 def synthetic(images: int, seed: int = 0):
     """CIFAR-shaped random images and labels."""
     rng = np.random.default_rng(seed)
@@ -197,12 +207,12 @@ def print_and_save(results: dict, path: str | None) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=50_000)
-    parser.add_argument("--epochs", type=int, default=10, help="phase-1 epochs compared")
-    parser.add_argument("--phase2-images", type=int, default=5_000,
+    parser.add_argument("--images", type=at_least(1), default=50_000)
+    parser.add_argument("--epochs", type=at_least(1), default=10, help="phase-1 epochs compared")
+    parser.add_argument("--phase2-images", type=at_least(1), default=5_000,
                         help="images per phase-2 epoch measured (0: all)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int,
+    parser.add_argument("--repeats", type=at_least(1), default=3)
+    parser.add_argument("--batch-size", type=at_least(1),
                         default=load_config("fast", environ={}).batch_size)
     parser.add_argument("--try-batch-sizes", type=lambda s: [int(v) for v in s.split(",") if v],
                         default=[], help="e.g. 64,128,256: phase-2 images/s of each batch size")

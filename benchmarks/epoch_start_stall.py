@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from benchmark import synthetic  # noqa: E402
+from benchmark import at_least, synthetic  # noqa: E402
 from cifar_helpers.data import make_dataset  # noqa: E402
 
 
@@ -43,9 +43,9 @@ def stalls(ds, epochs: int, step_seconds: float) -> list[float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1920)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--images", type=at_least(1), default=1920)
+    parser.add_argument("--batch-size", type=at_least(1), default=128)
+    parser.add_argument("--epochs", type=at_least(1), default=8)
     parser.add_argument("--step-seconds", type=float, default=0.1)
     args = parser.parse_args(argv)
     x, y = synthetic(args.images)
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         lost = stalls(ds, args.epochs, args.step_seconds)
         results[name] = {"median_s": round(statistics.median(lost), 3),
                          "max_s": round(max(lost), 3), "each_s": [round(s, 3) for s in lost]}
-    epoch = args.images // args.batch_size * args.step_seconds
+    epoch = -(-args.images // args.batch_size) * args.step_seconds  # the last batch may be short
     print(json.dumps({"epoch_seconds": round(epoch, 2), **results}, indent=2))
     return 0
 

@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from benchmark import RAW, median_time, synthetic  # noqa: E402  (this folder is on sys.path)
+from benchmark import RAW, at_least, median_time, synthetic  # noqa: E402  (this folder is on sys.path)
 
 from cifar_helpers.config import load_config  # noqa: E402
 from cifar_helpers.data import make_dataset  # noqa: E402
@@ -148,11 +148,11 @@ def table(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2048, help="images per timed epoch")
-    parser.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")],
+    parser.add_argument("--images", type=at_least(1), default=2048, help="images per timed epoch")
+    parser.add_argument("--sizes", type=lambda s: [at_least(32)(v) for v in s.split(",")],
                         default=[32, 64, 128], help="input sizes in pixels, e.g. 32,64,128")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick-train-limit", type=int, default=300)
+    parser.add_argument("--repeats", type=at_least(1), default=3)
+    parser.add_argument("--quick-train-limit", type=at_least(1), default=300)
     parser.add_argument("--tiny", action="store_true",
                         help="a seconds-long run that only checks the script works (tests)")
     parser.add_argument("--json", help="also write the results to this file")

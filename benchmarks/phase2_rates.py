@@ -18,15 +18,15 @@ import sys
 
 import tensorflow as tf
 
-from benchmark import (RAW, TRAIN_FLOPS, fast_phase2_epoch_seconds, matmul_peak,
+from benchmark import (RAW, TRAIN_FLOPS, at_least, fast_phase2_epoch_seconds, matmul_peak,
                        naive_epoch_seconds, naive_model, print_and_save, synthetic)
 from cifar_helpers.speed import resolve_precision
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2560, help="images per measured epoch")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=at_least(1), default=2560, help="images per measured epoch")
+    parser.add_argument("--repeats", type=at_least(1), default=3)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     precision = resolve_precision("auto")

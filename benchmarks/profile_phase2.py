@@ -56,7 +56,10 @@ def run_child(args, extra_env: dict, trace_dir: str = "") -> str:
     if trace_dir:
         command += ["--trace-dir", trace_dir]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **extra_env}
-    return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the profiled child process failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
 
 
 def onednn_table(output: str, steps: int) -> str:
@@ -103,6 +106,8 @@ def main(argv=None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trace-dir", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1:
+        parser.error("--steps and --batch-size must be at least 1")
     if args.child:
         child(args)
         return 0

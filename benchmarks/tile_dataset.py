@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     parser.add_argument("destination", help="folder to create; gets cifar-10-batches-py inside")
     parser.add_argument("--copies", type=int, default=10)
     args = parser.parse_args(argv)
+    if args.copies < 1:
+        parser.error("--copies must be at least 1")
     data = load_batches_dir(args.source)
     images = np.tile(data.x_train, (args.copies, 1, 1, 1))
     labels = np.tile(data.y_train, args.copies)
