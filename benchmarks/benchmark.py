@@ -209,7 +209,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=at_least(1), default=50_000)
     parser.add_argument("--epochs", type=at_least(1), default=10, help="phase-1 epochs compared")
-    parser.add_argument("--phase2-images", type=at_least(1), default=5_000,
+    parser.add_argument("--phase2-images", type=at_least(0), default=5_000,
                         help="images per phase-2 epoch measured (0: all)")
     parser.add_argument("--repeats", type=at_least(1), default=3)
     parser.add_argument("--batch-size", type=at_least(1),

@@ -31,3 +31,7 @@ class OutputError(CifarHelpersError):
 
 class TrainingError(CifarHelpersError):
     """Training diverged (NaN or infinite loss) or cannot continue."""
+
+
+class LossNotFiniteError(TrainingError):
+    """The loss became NaN or infinite: the weights saved since are not worth resuming from."""

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from .config import Config, validate
-from .errors import TrainingError
+from .errors import LossNotFiniteError
 from .run_store import PHASES, RunStore, later_phases
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ class Pipeline:
         start = time.perf_counter()
         try:
             history = self._fit_phase(phase)
-        except TrainingError:  # NaN loss: the backup holds those weights, so do not resume it
+        except LossNotFiniteError:  # the backup holds NaN weights: do not resume from it
             self.store.restart_from(phase)
             self.model = None
             raise

@@ -26,6 +26,7 @@ import csv
 import json
 import re
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,15 +138,15 @@ class RunStore:
             saved = json.loads((self.folder / MANIFEST).read_text())
         except (OSError, ValueError):
             saved = None
-        if isinstance(saved, dict):
-            return saved
+        if isinstance(saved, dict) or not self.folder.is_dir():
+            return saved if isinstance(saved, dict) else {}
         found = sorted(path.name for path in self.folder.iterdir() if path.name in STORE_NAMES)
         if found:
             state = "a damaged" if (self.folder / MANIFEST).exists() else "no"
             raise OutputError(
                 f"{self.folder} has {state} {MANIFEST} but holds {', '.join(found)}: training "
-                "here would delete them. Choose another --out (a new folder), or delete those "
-                "files to train in this one.")
+                "here would delete them. Choose another output folder (--out, or out= in "
+                "load_config), or delete those files to train in this one.")
         return {}
 
     def settings(self, phase: str) -> dict:
@@ -178,7 +179,9 @@ class RunStore:
     def start(self, phase: str) -> bool:
         """Mark `phase` as in progress (dropping it and later phases); True when it resumes."""
         resumes = bool(self.in_progress and self.in_progress["phase"] == phase)
-        if not resumes:
+        if resumes:  # a line cut off by a kill would swallow the next one Keras appends
+            keep_log_rows_before(self.log_file, sys.maxsize)
+        else:
             self._discard(phase)
             self.in_progress = {"phase": phase, "settings": self.settings(phase),
                                 "resolved": self.resolved}

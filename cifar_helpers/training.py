@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import keras
 
 from .config import Config, settings_varying_images
-from .errors import TrainingError
+from .errors import LossNotFiniteError, TrainingError
 from .fast_ops import resolve_fast_ops
 from .model import freeze_base, train_everything, unfreeze_base
 
@@ -128,7 +128,7 @@ def checked(history: keras.callbacks.History) -> keras.callbacks.History:
     bad = [epoch for epoch, value in zip(history.epoch, history.history.get("loss", []))
            if not math.isfinite(value)]  # History keeps the absolute epoch, resumed or not
     if bad:
-        raise TrainingError(f"loss became NaN or infinite in epoch {bad[0] + 1}; training "
+        raise LossNotFiniteError(f"loss became NaN or infinite in epoch {bad[0] + 1}; training "
                             "stopped. Lower the learning rate or check the input data.")
     return history
 

@@ -203,5 +203,13 @@ def test_a_model_with_a_nested_base_is_refused_with_the_remedy():
     """Notebook 04's keras-io style model: a wrong 'no layer qualifies' error before."""
     from cifar_helpers.lessons.batchnorm import nested_training_false_model
 
-    with pytest.raises(ValueError, match="nested model.*build the model flat"):
+    with pytest.raises(ValueError, match="nested model.*put the base's layers in the model"):
         gradcam_layer(nested_training_false_model())
+
+
+def test_the_augmentation_block_of_an_augmented_model_is_no_obstacle(resnet):
+    """build_model(augment=True) nests a Sequential of random flips and shifts, no convolution."""
+    augmented = build_model(weights=None, augment=True)
+    assert gradcam_layer(augmented) == gradcam_layer(resnet)
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    assert gradcam(augmented, images).shape == (2, 32, 32)

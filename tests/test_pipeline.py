@@ -17,7 +17,7 @@ from cifar_helpers.data import load_sample
 from cifar_helpers.fast_ops import FusedAdam, MatmulConv2D
 from cifar_helpers.model import base_layers
 from cifar_helpers.pipeline import Pipeline
-from cifar_helpers.run_store import keras_can_load, log_rows
+from cifar_helpers.run_store import RunStore, keras_can_load, log_rows
 from cifar_helpers.speed import resolve_precision
 from cifar_helpers.training import learning_rate_for, uses_feature_cache
 from cifar_files import write_batches
@@ -492,3 +492,34 @@ def test_a_nan_phase_is_not_resumed_from_its_backup(tmp_path):
     assert pipeline.store.in_progress is None
     pipeline.run("head")
     assert not any("resuming" in line for line in lines), lines
+
+
+def test_other_training_errors_keep_the_phases_backup(tmp_path, monkeypatch):
+    """Only a NaN loss makes the backup worthless; 'use another Keras version' must not lose it."""
+    pipeline = open_pipeline(tmp_path / "run")
+
+    def refuses(phase):
+        pipeline.store.backup_dir(phase).mkdir()  # an epoch was backed up, then it stopped
+        raise TrainingError("this Keras version no longer keeps model._initial_epoch")
+    monkeypatch.setattr(pipeline, "_fit_phase", refuses)
+    with pytest.raises(TrainingError):
+        pipeline.run("head")
+    assert (tmp_path / "run" / "backup_head").is_dir()
+    assert open_pipeline(tmp_path / "run").store.in_progress["phase"] == "head"
+
+
+def test_a_run_store_opens_a_folder_that_does_not_exist_yet(tmp_path):
+    store = RunStore.open(tmp_path / "new" / "run", quick(tmp_path / "new" / "run"))
+    assert (tmp_path / "new" / "run" / "run.json").exists() and store.finished == {}
+
+
+def test_resuming_mends_a_log_line_cut_off_by_a_kill(tmp_path):
+    """Keras appends to the log: the next row would land on the cut line and be lost with it."""
+    config = quick(tmp_path / "run")
+    RunStore.open(tmp_path / "run", config).start("head")
+    log = tmp_path / "run" / "training_log.csv"
+    log.write_text("epoch,accuracy,loss\n0,0.5,1.2\n1,0.6")  # killed while writing epoch 1
+    RunStore.open(tmp_path / "run", config).start("head")  # resumes
+    with open(log, "a") as handle:
+        handle.write("1,0.7,1.0\n")  # what CSVLogger(append=True) writes next
+    assert [row["epoch"] for row in log_rows(log)] == [0, 1]

@@ -69,10 +69,11 @@ def _cells_read(consumer: keras.layers.Layer, live: np.ndarray, size: tuple[int,
 
 def _live_cells_from_the_end(model: keras.Model):
     """(layer, live cells of its (H, W) output or None if not image-like), last layer first."""
-    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)
+              and any(isinstance(inner, keras.layers.Conv2D) for inner in layer.layers)]
     if nested:  # its layers read the nested model's own Input, not the tensor it was called on
         raise ValueError(f"{model.name}: the layers of the nested model {nested[0]!r} cannot be "
-                         "traced from here; build the model flat, as build_model does")
+                         "traced from here; put the base's layers in the model itself, as build_model does")
     consumers: dict[int, list] = {}
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     for layer in layers:
