@@ -177,8 +177,9 @@ def stage_of(layer: keras.layers.Layer) -> int:
 def unfreeze_base(model: keras.Model, fine_tune_at: str = "all") -> None:
     """Phase 2: ResNet50 trains from stage `fine_tune_at` on, except BatchNorm, which stays frozen.
 
-    "all" trains every stage (the seed); "conv5" only the last stage, as TensorFlow's tutorial
-    (`fine_tune_at`) and handson-ml3 do, keeping the early, generic filters as they are.
+    "all" trains every stage (the seed); "conv5" only the last stage, keeping the early, generic
+    filters as they are (TensorFlow's tutorial, `fine_tune_at`, and handson-ml3 keep the first
+    two thirds and the first 40 % of their networks' layers frozen).
     A frozen BatchNormalization layer runs in inference mode in Keras 3: it normalises with its
     ImageNet moving statistics and never updates them. Calling the base with `training=False`
     is not enough here: during `fit` the moving statistics still change (checked on Keras 3.15).

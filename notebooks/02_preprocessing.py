@@ -38,8 +38,8 @@
 # - the `tf.data` pipeline step by step: shuffle, batch, map, prefetch
 # - optional aside, at the end: the in-place trap of `preprocess_input`
 #
-# **Time**: quick profile: about 10 s on a 2-core CPU (7–12 s over several runs, measured under
-# nbval). Nothing is trained here. The seed profile does the same on all 60,000 images, and its
+# **Time**: quick profile: about 10 s on a 2-core CPU (7 s measured once under nbval: see the
+# instructor guide). Nothing is trained here. The seed profile does the same on all 60,000 images, and its
 # first run downloads CIFAR-10 (170 MB): not measured by us. Colab T4: not measured by us yet —
 # the timing cells print it on your runtime.
 
@@ -232,8 +232,8 @@ show_source(ResNet50Preprocess)
 # %% [markdown]
 # Why inside the model? The saved model takes raw pixels 0–255 and returns class probabilities.
 # Whoever loads it later — notebook 05, the command line, you in a month — cannot forget the step,
-# apply a different one, or get the channel order wrong: training and prediction cannot drift
-# apart. It also runs on the GPU with the rest of the network. The price: never preprocess images
+# apply a different one, or forget to turn RGB into BGR: training and prediction cannot drift
+# apart, as long as they pass RGB pixels 0–255 (Pillow and Keras load RGB; OpenCV loads BGR). It also runs on the GPU with the rest of the network. The price: never preprocess images
 # yourself before giving them to this model, or it happens twice.
 #
 # Here are the first layers of the course model (random weights: we only need its structure, and

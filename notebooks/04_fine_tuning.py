@@ -219,8 +219,7 @@ show_source(nested_training_false_model)
 # %% [markdown]
 # Train it briefly — one epoch on 32 images at the fine-tuning learning rate — and compare every
 # BatchNorm moving mean and variance before and after. (`run_eagerly=True` only skips building a
-# graph of the training step, which for ResNet50 costs far more than one tiny step: building and
-# training this model took 19 s instead of 3 s in our measurement on a 2-core CPU.
+# graph of the training step, which for ResNet50 costs far more than one tiny step.
 # `tests/test_course.py` checks that the result is the same in the normal graph mode.)
 
 # %%
@@ -354,10 +353,10 @@ show_expectations()
 # both next to the seed recipe:
 #
 # - **Fine-tune less** (`fine_tune_at="conv5"`, CLI `--fine-tune-at conv5`): phase 2 unfreezes
-#   only ResNet50's last stage, as TensorFlow's tutorial (`fine_tune_at`) and handson-ml3 do. If it
-#   comes close to the full fine-tuning, the gain comes mostly from adapting the most
-#   ImageNet-specific features; the early, generic filters could stay as they are (and phase 2
-#   gets cheaper).
+#   only ResNet50's last stage (TensorFlow's tutorial, `fine_tune_at`, and handson-ml3 freeze the
+#   first two thirds and the first 40 % of their networks' layers). If it comes close to the
+#   full fine-tuning, the gain comes mostly from adapting the most ImageNet-specific features;
+#   the early, generic filters could stay as they are (and phase 2 gets cheaper).
 # - **No transfer at all** (`recipe="scratch"`, CLI `--recipe scratch`): the same network from
 #   random weights, every layer (BatchNorm included) trained from the first epoch at phase 1's
 #   learning rate for the same total epochs — d2l's `scratch_net`. The gap to the fine-tuned model is
