@@ -33,7 +33,7 @@
 # **Time**
 #
 # - Quick profile (CI, workshops): about 9 s on a 2-core CPU with notebook 04's result saved,
-#   about 38 s when it has to recreate both phases first (measured under nbval).
+#   about 39 s when it has to recreate both phases first (measured once under nbval).
 # - Full seed profile, 2-core CPU: if notebook 04 saved its model here, only the predictions on
 #   the 10,000 test images run: well under half a minute (in the README's full-size seed runs on
 #   2-core test VMs, everything outside the two training phases, these predictions included, took
@@ -171,7 +171,10 @@ show_expectations()
 # For each class: **precision** — of the images predicted as this class, the share that really
 # are; **recall** — of the images of this class, the share found; **f1** — their harmonic mean;
 # **support** — how many test images the class has. A class with high recall but low precision is
-# one the model predicts too often (a "dumping ground" for uncertain images).
+# one the model predicts too often (a "dumping ground" for uncertain images). The last rows:
+# **accuracy** over all images; **macro avg**, the plain mean over classes; **weighted avg**,
+# the mean weighted by support. Our test sets have the same number of images in every class, so
+# the two averages are equal here, and macro-average recall equals accuracy.
 
 # %%
 print(evaluation.report)

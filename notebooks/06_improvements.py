@@ -363,8 +363,9 @@ show_source(build_model)
 # Two questions every transfer-learning study should answer, each a setting of the package:
 #
 # - **How much of the base needs fine-tuning?** `fine_tune_at="conv5"` unfreezes only
-#   ResNet50's last stage in phase 2 (TensorFlow's transfer-learning tutorial calls this
-#   `fine_tune_at`; handson-ml3 unfreezes the top of the base the same way). The early stages
+#   ResNet50's last stage in phase 2 (TensorFlow's transfer-learning tutorial names this setting
+#   `fine_tune_at` and keeps the first two thirds of its network frozen; handson-ml3 the first
+#   40 %). The early stages
 #   detect edges and textures that suit any image; the last stage holds the most
 #   ImageNet-specific features. If the `fine_tune_conv5` row comes close to the baseline, most of
 #   the gain of phase 2 comes from adapting the last stage.
@@ -387,8 +388,10 @@ show_source(set_trainable_for)
 #
 # Each variant is a complete study (`run_study`, the function behind
 # `python -m cifar_helpers train`): same data split, same seed, same epochs, with exactly one
-# setting changed from the baseline (one exception: `longer_early_stop`, see below). Every full
-# seed-profile study is 10 + 10 epochs on 45,000 images; eight of them are GPU-hours. So the
+# setting changed from the baseline (two exceptions: `longer_early_stop`, see below, and
+# `scratch`, which also sets `weights="none"`, since training from scratch means no pretrained
+# weights). Every full seed-profile study is 10 + 10 epochs on 45,000 images: 67–73 minutes of
+# training each on a 2-core CPU (the README's baseline runs; GPUs not measured yet). So the
 # default plan is sized for **one free Colab session**:
 #
 # - `PLAN_SIZE = "session"`: `train_limit=10000` and 5 + 5 epochs per variant, and the six
@@ -504,7 +507,7 @@ plt.show()
 # `seed`, each in a folder of its own:
 #
 # ```python
-# for name in ("baseline", "augment"):
+# for name in ("baseline", "augment"):  # both are in the session plan
 #     rerun = dataclasses.replace(plan[name], seed=1, out=str(improvements / f"{name}-seed1"))
 #     print(name, "seed 1:", run_study(rerun)["test_accuracy"])
 # ```

@@ -12,6 +12,7 @@ STEMS = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 PRINTS = {
     "03_head_training": ["271178"],
     "04_fine_tuning": ["changed: False\nchanged: True", "'changed': 106"],
+    "06_improvements": ["peak at step 0", "peak at step 141"],
 }
 
 
