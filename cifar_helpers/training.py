@@ -129,7 +129,7 @@ def checked(history: keras.callbacks.History) -> keras.callbacks.History:
            if not math.isfinite(value)]  # History keeps the absolute epoch, resumed or not
     if bad:
         raise LossNotFiniteError(f"loss became NaN or infinite in epoch {bad[0] + 1}; training "
-                            "stopped. Lower the learning rate or check the input data.")
+                                 "stopped. Lower the learning rate or check the input data.")
     return history
 
 

@@ -73,7 +73,8 @@ def _live_cells_from_the_end(model: keras.Model):
               and any(isinstance(inner, keras.layers.Conv2D) for inner in layer.layers)]
     if nested:  # its layers read the nested model's own Input, not the tensor it was called on
         raise ValueError(f"{model.name}: the layers of the nested model {nested[0]!r} cannot be "
-                         "traced from here; put the base's layers in the model itself, as build_model does")
+                         "traced from here; put the base's layers in the model itself, as "
+                         "build_model does")
     consumers: dict[int, list] = {}
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     for layer in layers:
