@@ -50,13 +50,15 @@ STORE_NAMES = {*MODEL_FILES.values(), LOG_FILE, *RESULT_FILES, "features",
 
 
 def same_resolved(recorded: dict, current: dict) -> bool:
-    """Whether recorded resolved inputs are those of now; models saved by an older Keras 3.x
-    count as the same (newer Keras loads them, older Keras cannot: Keras 3.4 fails on 3.15's)."""
-    def without_keras(resolved: dict) -> dict:
-        return {key: value for key, value in resolved.items() if key != "keras"}
+    """Whether recorded resolved inputs are those of now (`resolved_matches`, key by key)."""
+    return recorded.keys() == current.keys() and all(
+        resolved_matches(key, recorded[key], current[key]) for key in current)
 
-    return (without_keras(recorded) == without_keras(current)
-            and keras_can_load(recorded.get("keras"), current.get("keras")))
+
+def resolved_matches(key: str, recorded: object, current: object) -> bool:
+    """One resolved input: equal, except that models saved by an older Keras 3.x count as the
+    same (newer Keras loads them, older Keras cannot: Keras 3.4 fails on 3.15's)."""
+    return keras_can_load(recorded, current) if key == "keras" else recorded == current
 
 
 def keras_can_load(saved_by: str | None, loading: str | None) -> bool:
@@ -67,7 +69,8 @@ def keras_can_load(saved_by: str | None, loading: str | None) -> bool:
     def numbers(version: str) -> tuple[int, ...]:
         return tuple(int(re.match(r"\d*", part).group() or 0) for part in version.split(".")[:3])
 
-    return numbers(saved_by)[0] == numbers(loading)[0] and numbers(saved_by) <= numbers(loading)
+    saved, now = numbers(saved_by), numbers(loading)
+    return saved[0] == now[0] and saved <= now
 
 
 def later_phases(phase: str) -> tuple[str, ...]:
@@ -127,7 +130,7 @@ class RunStore:
         was = {**entry.get("settings", {}), **entry.get("resolved", {})}
         now = {**self.settings(phase), **self.resolved}
         changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in now
-                   if not same_resolved({k: was.get(k)}, {k: now[k]})]
+                   if not resolved_matches(k, was.get(k), now[k])]
         if changed:
             self.notes.append(f"{self.folder}: the recorded '{phase}' phase (and any later one) "
                               f"is trained again, because {'; '.join(changed)}")
@@ -138,9 +141,10 @@ class RunStore:
             saved = json.loads((self.folder / MANIFEST).read_text())
         except (OSError, ValueError):
             saved = None
-        if isinstance(saved, dict) or not self.folder.is_dir():
-            return saved if isinstance(saved, dict) else {}
-        found = sorted(path.name for path in self.folder.iterdir() if path.name in STORE_NAMES)
+        if isinstance(saved, dict):
+            return saved
+        found = sorted(path.name for path in self.folder.iterdir()
+                       if path.name in STORE_NAMES) if self.folder.is_dir() else []
         if found:
             state = "a damaged" if (self.folder / MANIFEST).exists() else "no"
             raise OutputError(
