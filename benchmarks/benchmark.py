@@ -28,6 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from arguments import at_least  # noqa: E402
 from cifar_helpers.config import load_config  # noqa: E402
 from cifar_helpers.data import make_dataset  # noqa: E402
 from cifar_helpers.model import build_model, build_model_for, freeze_base, unfreeze_base  # noqa: E402
@@ -70,16 +71,6 @@ def matmul_peak(dtype, repeats: int, n: int = 2048, reps: int = 10) -> float:
             result = step()
         result.numpy()
     return 2 * n**3 * reps / median_time(run, repeats, f"matmul {dtype.name}") / 1e9
-
-
-def at_least(minimum: int):
-    """An argparse type: an integer of at least `minimum` (one error line, not a late traceback)."""
-    def integer(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {value}")
-        return value
-    return integer
 
 
 def synthetic(images: int, seed: int = 0):

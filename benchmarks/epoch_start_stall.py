@@ -24,7 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from benchmark import at_least, synthetic  # noqa: E402
+from arguments import at_least  # noqa: E402
+from benchmark import synthetic  # noqa: E402
 from cifar_helpers.data import make_dataset  # noqa: E402
 
 

@@ -33,7 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from benchmark import RAW, at_least, median_time, synthetic  # noqa: E402  (this folder is on sys.path)
+from arguments import at_least  # noqa: E402  (this folder is on sys.path)
+from benchmark import RAW, median_time, synthetic  # noqa: E402
 
 from cifar_helpers.config import load_config  # noqa: E402
 from cifar_helpers.data import make_dataset  # noqa: E402

@@ -18,7 +18,8 @@ import sys
 
 import tensorflow as tf
 
-from benchmark import (RAW, TRAIN_FLOPS, at_least, fast_phase2_epoch_seconds, matmul_peak,
+from arguments import at_least
+from benchmark import (RAW, TRAIN_FLOPS, fast_phase2_epoch_seconds, matmul_peak,
                        naive_epoch_seconds, naive_model, print_and_save, synthetic)
 from cifar_helpers.speed import resolve_precision
 

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from arguments import at_least
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 MARK = "@@measured-steps"
 
@@ -100,14 +102,12 @@ def tensorflow_table(trace_dir: str, steps: int) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=at_least(1), default=6)
+    parser.add_argument("--batch-size", type=at_least(1), default=128)
     parser.add_argument("--fast-ops", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trace-dir", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1:
-        parser.error("--steps and --batch-size must be at least 1")
     if args.child:
         child(args)
         return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arguments import at_least
 from cifar_helpers.data import TRAIN_BATCHES, batch_dict, load_batches_dir, meta_dict
 
 
@@ -28,10 +29,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", help="a cifar-10-batches-py folder")
     parser.add_argument("destination", help="folder to create; gets cifar-10-batches-py inside")
-    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--copies", type=at_least(1), default=10)
     args = parser.parse_args(argv)
-    if args.copies < 1:
-        parser.error("--copies must be at least 1")
     data = load_batches_dir(args.source)
     images = np.tile(data.x_train, (args.copies, 1, 1, 1))
     labels = np.tile(data.y_train, args.copies)
