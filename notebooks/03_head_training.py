@@ -85,7 +85,9 @@ if IS_COLAB or IS_KAGGLE:
     if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
-        os.environ.setdefault("CIFAR_RUNS_DIR", "/content/drive/MyDrive/cifar10-course/runs")
+    if IS_COLAB:  # exported, so `!python -m cifar_helpers` (no google.colab there) uses it too
+        os.environ["CIFAR_RUNS_DIR"] = ("/content/drive/MyDrive/cifar10-course/runs" if USE_DRIVE
+                                        else "/content/runs")
 
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported

@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 try:  # Python 3.11+
@@ -163,6 +164,34 @@ def test_set_up_cell_checks_the_runtime_before_pip_may_upgrade_it(monkeypatch, t
         exec(compile(set_up, "set-up cell", "exec"), {})
     assert len(calls) == pip_calls and "--no-deps" in calls[0]
     assert all("--no-deps" not in call for call in calls[1:])
+
+
+@pytest.mark.parametrize("use_drive, runs_dir", [
+    (False, "/content/runs"), (True, "/content/drive/MyDrive/cifar10-course/runs")])
+def test_set_up_cell_exports_colabs_run_folder_for_command_line_runs(monkeypatch, use_drive,
+                                                                     runs_dir):
+    """In Colab the set-up exports the notebooks' run folder: a `!python -m cifar_helpers`
+    process has no google.colab module, so it would otherwise train in ~/cifar10-course/runs."""
+    import socket
+    import subprocess
+    import types
+
+    from cifar_helpers import versions
+    from cifar_helpers.config import runs_root
+
+    colab, mounted = types.ModuleType("google.colab"), []
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setenv("CIFAR_RUNS_DIR", "")  # unset, and restored after the test
+    monkeypatch.setattr(socket, "create_connection",
+                        lambda *a, **k: types.SimpleNamespace(close=int))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=0))
+    monkeypatch.setattr(versions, "require_supported", lambda: None)
+    set_up = code_cells(NOTEBOOKS[0])[0].replace("USE_DRIVE = False", f"USE_DRIVE = {use_drive}")
+    exec(compile(set_up, "set-up cell", "exec"), {})
+    assert mounted == (["/content/drive"] if use_drive else [])
+    monkeypatch.delitem(sys.modules, "google.colab")  # as in a `!python` child process
+    assert runs_root() == Path(runs_dir)
 
 
 def test_run_store_note_precedes_the_set_up_in_every_notebook():
