@@ -45,6 +45,7 @@ class Inputs:
     weights: str | None  # the argument for ResNet50
     weights_used: str  # what that means, for people
     notices: list[str]  # fallback warnings, kept for metrics.json
+    fell_back: tuple[str, ...] = ()  # 'data', 'weights': what 'auto' could not get
 
     @property
     def sizes(self) -> dict:
@@ -58,20 +59,21 @@ def load_inputs(config: Config) -> Inputs:
     from .data import FallbackWarning, prepare_data
     from .model import WeightsFallbackWarning, resolve_weights
 
-    ours = (FallbackWarning, WeightsFallbackWarning)
+    ours = {FallbackWarning: "data", WeightsFallbackWarning: "weights"}
     with warnings.catch_warnings(record=True) as caught:
         for category in ours:
             warnings.simplefilter("always", category)
         data, train, val, test = prepare_data(config)
         weights, weights_used = resolve_weights(
             "none" if config.recipe == "scratch" else config.weights, config.download_timeout)
-    notices = [str(w.message) for w in caught if issubclass(w.category, ours)]
-    for other in (w for w in caught if not issubclass(w.category, ours)):
+    notices = [str(w.message) for w in caught if w.category in ours]
+    for other in (w for w in caught if w.category not in ours):
         warnings.showwarning(other.message, other.category, other.filename, other.lineno)
     for text in notices:
         print(f"\nWARNING: {text}\n", file=sys.stderr, flush=True)
     return Inputs(data.source, data.identity, data.class_names, train, val, test, weights,
-                  weights_used, notices)
+                  weights_used, notices, tuple(ours[w.category] for w in caught
+                                               if w.category in ours))
 
 
 class Pipeline:
@@ -105,7 +107,7 @@ class Pipeline:
             "data": self.inputs.data_identity, "weights": weights_identity(self.inputs.weights),
             "precision": self.precision, "keras": keras.__version__,  # saved models' format
             "distribute": self.devices["strategy"], "replicas": self.devices["replicas"],
-            "fast_ops": self.fast_ops})
+            "fast_ops": self.fast_ops}, fell_back=self.inputs.fell_back)
         for note in self.store.notes:
             log(note)
         self.model: keras.Model | None = None

@@ -17,7 +17,8 @@ and what 'auto' settings resolved to is the same too (data source, weights, prec
 Keras version, which writes the saved models): a phase trained offline on random weights is not
 reused once ImageNet weights are there. A Keras update within 3.x keeps the phases (Colab updates
 Keras during a course); an older Keras than the one that saved them cannot load them, so there the
-phases are trained again.
+phases are trained again. State made with real data or weights is never replaced by a run on what
+'auto' fell back to here (the sample, no weights): that folder is refused with what to do.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ MODEL_FILES = {"head": "phase1.keras", "finetune": "model.keras"}
 MANIFEST = "run.json"
 LOG_FILE = "training_log.csv"
 RESULT_FILES = ("metrics.json", "report.md", "history.png", "confusion.png")
+FALLBACK_KEYWORDS = {"data": "sample", "weights": "none"}  # what 'auto' falls back to
 # what a run folder's files are called: a folder holding any of them without run.json is not emptied
 STORE_NAMES = {*MODEL_FILES.values(), LOG_FILE, *RESULT_FILES, "features",
                *(f"backup_{phase}" for phase in PHASES)}
@@ -88,12 +90,14 @@ class RunStore:
     finished: dict = field(default_factory=dict)  # phase -> {"settings", "resolved", "record"}
     in_progress: dict | None = None  # {"phase", "settings", "resolved"}
     notes: list = field(default_factory=list)  # why recorded state was not kept, for the log
+    fell_back: tuple = ()  # resolved inputs 'auto' could not get here ('data', 'weights')
 
     @classmethod
-    def open(cls, folder: str | Path, config: Config, resolved: dict | None = None) -> RunStore:
+    def open(cls, folder: str | Path, config: Config, resolved: dict | None = None,
+             fell_back: tuple[str, ...] = ()) -> RunStore:
         """Open the run folder (writable: `check_writable`), keeping only the state made with
-        these settings and resolved inputs."""
-        store = cls(Path(folder), config, resolved or {})
+        these settings and resolved inputs; state that a fallback would replace is refused."""
+        store = cls(Path(folder), config, resolved or {}, fell_back=tuple(fell_back))
         saved = store._read_manifest()
         for phase in PHASES:
             entry = saved.get("finished", {}).get(phase)
@@ -129,11 +133,24 @@ class RunStore:
             return
         was = {**entry.get("settings", {}), **entry.get("resolved", {})}
         now = {**self.settings(phase), **self.resolved}
-        changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in now
-                   if not resolved_matches(k, was.get(k), now[k])]
+        keys = [k for k in now if not resolved_matches(k, was.get(k), now[k])]
+        self._refuse_replacing_by_fallback(phase, [k for k in keys if k in self.fell_back], was)
+        changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in keys]
         if changed:
             self.notes.append(f"{self.folder}: the recorded '{phase}' phase (and any later one) "
                               f"is trained again, because {'; '.join(changed)}")
+
+    def _refuse_replacing_by_fallback(self, phase: str, fallen: list[str], was: dict) -> None:
+        """A phase made with real data or weights is not replaced by one on what 'auto' fell
+        back to: a participant's missing file must not delete the teacher's run."""
+        if fallen:
+            key = fallen[0]
+            raise OutputError(
+                f"{self.folder} holds the '{phase}' phase made with {key} {was.get(key)!r}, but "
+                f"here {key} fell back to {self.resolved[key]!r} (the warning above says why), "
+                f"so training would replace it. Do what that warning says and run again; or set "
+                f"{key} to {FALLBACK_KEYWORDS[key]} to replace the recorded phases on purpose; or "
+                "choose another output folder (--out, or out= in load_config).")
 
     def _read_manifest(self) -> dict:
         """run.json; without a readable one, a folder holding run files is refused, not emptied."""

@@ -451,6 +451,46 @@ def test_a_folder_with_run_files_but_no_readable_run_json_is_refused_not_emptied
     assert sorted(path.name for path in fast_copy.iterdir()) == before
 
 
+def recorded_weights(folder, identity):
+    """Make run.json say its phases were trained from these weights."""
+    manifest = json.loads((folder / "run.json").read_text())
+    for entry in manifest["finished"].values():
+        entry["resolved"]["weights"] = identity
+    (folder / "run.json").write_text(json.dumps(manifest))
+
+
+def weights_unavailable(spec, timeout=15.0):
+    """resolve_weights offline without the ImageNet file: 'auto' falls back to none."""
+    if spec != "auto":
+        return None, "none (random initialisation)"
+    import warnings
+    warnings.warn("ImageNet weights unavailable (test)", model_module.WeightsFallbackWarning)
+    return None, "none (fallback: ImageNet weights unavailable)"
+
+
+def test_a_fallback_does_not_replace_phases_made_with_the_real_weights(fast_copy, monkeypatch):
+    """A participant's laptop without the weights file must not delete the teacher's run: the
+    folder is refused with what to do; asking for no weights explicitly replaces it."""
+    recorded_weights(fast_copy, "imagenet")
+    monkeypatch.setattr(model_module, "resolve_weights", weights_unavailable)
+    before = sorted(path.name for path in fast_copy.iterdir())
+    with pytest.raises(OutputError, match="'head' phase made with weights 'imagenet', but here "
+                       "weights fell back to 'none'.*set weights to none"):
+        open_pipeline(fast_copy, weights="auto", **FAST)
+    assert sorted(path.name for path in fast_copy.iterdir()) == before
+    lines = []
+    assert open_pipeline(fast_copy, lines, weights="none", **FAST).store.finished == {}
+    assert any("weights 'imagenet' -> 'none'" in line for line in lines), lines
+
+
+def test_a_fallback_keeps_the_phases_it_made_itself(fast_copy, monkeypatch):
+    recorded_weights(fast_copy, "none")  # trained offline before: the same fallback again
+    monkeypatch.setattr(model_module, "resolve_weights", weights_unavailable)
+    pipeline = open_pipeline(fast_copy, weights="auto", **FAST)
+    assert pipeline.inputs.fell_back == ("weights",)
+    assert set(pipeline.store.finished) == {"head", "finetune"}
+
+
 def test_a_missing_phase_one_model_is_said_before_both_phases_train_again(fast_copy):
     (fast_copy / "phase1.keras").unlink()
     lines = []
