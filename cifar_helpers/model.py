@@ -64,7 +64,8 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
                     f"ImageNet weights unavailable: {found}{exc}. Download {IMAGENET_NOTOP_URL} "
                     f"elsewhere and place it at {cached}, or pass --weights PATH, "
                     "or --weights none to train from random initialisation") from None
-        return "imagenet", "imagenet"
+            return "imagenet", "imagenet"  # online: Keras downloads it again
+        return str(cached), "imagenet"  # checked: Keras itself skips a read-only ~/.keras
     if spec.lower() == "auto":
         try:
             return resolve_weights("imagenet", timeout)

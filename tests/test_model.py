@@ -148,6 +148,20 @@ def test_a_damaged_imagenet_file_online_is_left_to_keras_to_download_again(monke
     assert resolve_weights("imagenet") == ("imagenet", "imagenet") and len(checked) == 1
 
 
+def test_the_checked_imagenet_file_is_passed_by_path(monkeypatch, tmp_path):
+    """Keras' get_file ignores a read-only ~/.keras (a lab copy made with sudo) and looks in
+    /tmp/.keras; the file whose MD5 was just checked is the one ResNet50 loads."""
+    import hashlib
+
+    cached = tmp_path / "w.h5"
+    cached.write_bytes(b"the weights")
+    monkeypatch.setattr(model_module, "imagenet_weights_cache_path", lambda: cached)
+    monkeypatch.setattr(model_module, "IMAGENET_NOTOP_MD5",
+                        hashlib.md5(b"the weights").hexdigest())
+    assert resolve_weights("imagenet") == (str(cached), "imagenet")
+    assert weights_identity(resolve_weights("auto")[0]) == "imagenet"
+
+
 def test_auto_weights_fall_back_loudly(no_imagenet):
     with pytest.warns(WeightsFallbackWarning, match="WITHOUT pretrained weights"):
         assert resolve_weights("auto") == (None, "none (fallback: ImageNet weights unavailable)")
