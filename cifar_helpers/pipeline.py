@@ -191,7 +191,9 @@ class Pipeline:
         from .model import trainable_count
 
         resumes = self.store.start(phase)
-        self.log(f"\n== {self.title(phase)}" + (": resuming ==" if resumes else " =="))
+        state = (" ==" if not resumes else ": resuming ==" if self.store.has_backup(phase)
+                 else ": starting again, interrupted before its first backup ==")
+        self.log(f"\n== {self.title(phase)}{state}")
         start = time.perf_counter()
         try:
             history = self._fit_phase(phase)

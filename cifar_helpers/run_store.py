@@ -183,6 +183,11 @@ class RunStore:
         """Where Keras' BackupAndRestore keeps the state of `phase` while it trains."""
         return self.folder / f"backup_{phase}"
 
+    def has_backup(self, phase: str) -> bool:
+        """Whether `phase` has backed up an epoch it can resume from."""
+        folder = self.backup_dir(phase)
+        return folder.is_dir() and any(folder.iterdir())
+
     @property
     def features_dir(self) -> Path:
         """Where phase 1's cached base features live (kept across interruptions)."""

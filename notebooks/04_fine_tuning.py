@@ -92,8 +92,8 @@ if IS_COLAB or IS_KAGGLE:
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
 
-require_supported()  # a runtime older than the course supports: one sentence on what to do
 split_cpu()  # CIFAR_LOGICAL_CPUS=N: N CPU devices to try multi-device training (before TF starts)
+require_supported()  # a runtime older than the course supports: one sentence on what to do
 
 # %%
 import math
@@ -128,8 +128,8 @@ print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all sett
 # %% [markdown]
 # The run settings this notebook uses (`print(describe(config))` lists all of them). Phase 2's own
 # settings are `epochs_finetune`, `lr_finetune` and `fine_tune_at`; change them with
-# `config = load_config(epochs_finetune=3)` or environment variables such as
-# `CIFAR_LR_FINETUNE=1e-4`, and notebook 03's phase-1 model is still reused. It is reused only if
+# `config = load_config(epochs_finetune=3)` (then run the cells from here on again) or environment
+# variables such as `CIFAR_LR_FINETUNE=1e-4`, and notebook 03's phase-1 model is still reused. It is reused only if
 # every setting that shapes phase 1 matches (data, weights, phase-1 epochs and learning rate, batch
 # size, seed, image size, ...); otherwise phase 1 is simply trained again below. Note that
 # `early_stopping_patience` is one of those: it turns on early stopping in *both* phases, so
@@ -252,7 +252,7 @@ assert nested_drift["changed"] == 106, "with training=False alone, the statistic
 
 # %%
 # extra code – free the memory of the demonstration model
-del nested  # free the memory of the demonstration model
+nested = None  # free the memory of the demonstration model (also when run again)
 
 # %% [markdown]
 # ## 4. Phase 2: fine-tune
@@ -262,6 +262,7 @@ del nested  # free the memory of the demonstration model
 # `fine_tune_at="all"`), so that afterwards we can check what moved and what did not.
 
 # %%
+model = pipeline.run("head")  # the phase-1 weights, also when this cell runs a second time
 statistics_before = moving_statistics(model)
 first_tuned = ("conv1_conv" if config.fine_tune_at == "all"
                else f"{config.fine_tune_at}_block1_1_conv")  # first convolution of that stage
@@ -289,6 +290,7 @@ print(f"BatchNorm statistics: {drift}")
 
 # %%
 # extra code – check that the cells above did what the text says
+assert pipeline.config == config, "config changed after pipeline = Pipeline(config): run the cells again from there"
 first_stage = 1 if config.fine_tune_at == "all" else stage_of(model.get_layer(first_tuned))
 should_train = head_layers(model) + [
     layer for layer in base_layers(model) if stage_of(layer) >= first_stage

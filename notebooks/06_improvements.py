@@ -106,8 +106,8 @@ if IS_COLAB or IS_KAGGLE:
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
 
-require_supported()  # a runtime older than the course supports: one sentence on what to do
 split_cpu()  # CIFAR_LOGICAL_CPUS=N: N CPU devices to try multi-device training (before TF starts)
+require_supported()  # a runtime older than the course supports: one sentence on what to do
 
 # %%
 import dataclasses
@@ -483,7 +483,8 @@ table.round(3)
 # extra code – check that the cells above did what the text says
 assert list(table.index) == list(CHOSEN)
 assert table["test accuracy"].between(0, 1).all() and table["best val accuracy"].between(0, 1).all()
-assert (table["phase 1 s/epoch"] > 0).all() and (table["phase 2 s/epoch"] > 0).all()
+for column in ("phase 1 s/epoch", "phase 2 s/epoch"):  # NaN: resumed after its last epoch
+    assert ((table[column] > 0) | table[column].isna()).all(), column
 
 # %%
 # extra code – the table as a bar chart

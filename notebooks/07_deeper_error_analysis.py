@@ -95,8 +95,8 @@ if IS_COLAB or IS_KAGGLE:
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
 
-require_supported()  # a runtime older than the course supports: one sentence on what to do
 split_cpu()  # CIFAR_LOGICAL_CPUS=N: N CPU devices to try multi-device training (before TF starts)
+require_supported()  # a runtime older than the course supports: one sentence on what to do
 
 # %%
 import tempfile

@@ -534,6 +534,25 @@ def test_a_nan_phase_is_not_resumed_from_its_backup(tmp_path):
     assert not any("resuming" in line for line in lines), lines
 
 
+class CtrlCAtFirstBatch(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_a_phase_stopped_before_its_first_backup_says_it_starts_again(tmp_path):
+    """Ctrl-C inside the first epoch leaves nothing to resume: the log must not say 'resuming'."""
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(quick(tmp_path / "run"), log=lambda text: None, verbose=0,
+                 callbacks=[CtrlCAtFirstBatch()]).run("head")
+    lines = []
+    pipeline = open_pipeline(tmp_path / "run", lines)
+    assert pipeline.store.in_progress["phase"] == "head"
+    pipeline.run("head")
+    assert any("starting again, interrupted before its first backup" in line
+               for line in lines), lines
+    assert not any("resuming" in line for line in lines), lines
+
+
 def test_other_training_errors_keep_the_phases_backup(tmp_path, monkeypatch):
     """Only a NaN loss makes the backup worthless; 'use another Keras version' must not lose it."""
     pipeline = open_pipeline(tmp_path / "run")
