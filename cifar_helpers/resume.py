@@ -62,32 +62,49 @@ class _SecondCopy(keras.callbacks.Callback):
                 shutil.copyfile(self.backup_dir / name, temporary)
 
 
-def _readable(weights: Path, metadata: Path) -> bool:
-    """Whether a backup's weights file reads to the end and its metadata names an epoch."""
+def _datasets(weights: Path) -> set[str] | None:
+    """The datasets of a backup's weights file, each read to the end; None if it cannot be read."""
     import h5py
 
+    names = set()
     try:
         with h5py.File(weights, "r") as handle:
-            handle.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
-        return isinstance(json.loads(metadata.read_text())["epoch"], int)
-    except Exception:  # h5py and json raise many types for a cut-off file
-        return False
+            handle.visititems(lambda name, item: names.add(name) if isinstance(item, h5py.Dataset)
+                              and item[()] is not None else None)
+    except Exception:  # h5py raises many types for a cut-off file
+        return None
+    return names
+
+
+def _epoch(metadata: Path) -> int | None:
+    """The epoch a backup's metadata names; None if it cannot be read."""
+    try:
+        epoch = json.loads(metadata.read_text())["epoch"]
+    except Exception:  # missing, cut off, not JSON, no epoch
+        return None
+    return epoch if isinstance(epoch, int) else None
 
 
 def recover_backup(backup_dir: Path, say: Callable[[str], None]) -> None:
-    """Before a phase resumes: replace a cut-off backup by its complete copy, or drop it."""
+    """Before a phase resumes: replace a cut-off backup by its complete copy, or drop it.
+
+    Ctrl-C in the middle of saving leaves a weights file that h5py closed cleanly but that holds
+    only some layers: complete means every dataset of the second copy (written before) is there.
+    """
     backup_dir = Path(backup_dir)
     latest, metadata = backup_dir / WEIGHTS, backup_dir / METADATA
-    if not (latest.exists() or metadata.exists()) or _readable(latest, metadata):
-        return
     previous, previous_metadata = (backup_dir / (WEIGHTS + SECOND),
                                    backup_dir / (METADATA + SECOND))
-    if _readable(previous, previous_metadata):
+    if not (latest.exists() or metadata.exists()):
+        return
+    found, copied = _datasets(latest), _datasets(previous) if previous.exists() else set()
+    if found is not None and found >= (copied or set()) and _epoch(metadata) is not None:
+        return
+    if copied and _epoch(previous_metadata) is not None:
         shutil.copyfile(previous, latest)
         shutil.copyfile(previous_metadata, metadata)
-        epoch = json.loads(metadata.read_text())["epoch"]
         say(f"The last backup in {backup_dir} was cut off while being written; resuming from "
-            f"the complete copy made after epoch {epoch}.")
+            f"the complete copy made after epoch {_epoch(metadata)}.")
     else:
         shutil.rmtree(backup_dir)
         say(f"The backup in {backup_dir} is unreadable and has no complete copy; this phase "

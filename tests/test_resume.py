@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from cifar_helpers.resume import KILL_SWITCH_ENV, keras_keeps_a_second_copy
 
 
@@ -53,14 +55,33 @@ def test_killed_in_each_phase_then_resumed_loses_nothing(tmp_path):
         "in_progress"] is None
 
 
-def test_full_disk_keeps_the_state_and_a_cut_off_backup_resumes_from_its_copy(tmp_path,
-                                                                              monkeypatch):
-    """Saving fails (no space left): one OutputError, no results, the backup kept. Then the
-    backup is cut off as a kill mid-write would leave it: the run resumes from its complete copy
-    (Keras' double_checkpoint from Keras 3.7, our own second copy before)."""
-    import errno
+def cut_off_bytes(weights):
+    """What a kill in the middle of writing leaves: the file ends halfway."""
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
 
-    import pytest
+
+def first_layers_only(weights):
+    """What Ctrl-C in the middle of writing leaves: h5py closes the file cleanly, and it holds
+    the layers written so far (a valid file that Keras cannot restore the model from)."""
+    import h5py
+
+    whole = weights.with_name("whole.h5")
+    weights.rename(whole)
+    with h5py.File(whole, "r") as source, h5py.File(weights, "w") as cut:
+        source.copy(source["layers"], cut, name="layers")
+        for name in list(cut["layers"])[len(cut["layers"]) // 2:]:
+            del cut["layers"][name]
+    whole.unlink()
+
+
+@pytest.mark.parametrize("cut_off", [cut_off_bytes, first_layers_only])
+def test_full_disk_keeps_the_state_and_a_cut_off_backup_resumes_from_its_copy(tmp_path,
+                                                                              monkeypatch,
+                                                                              cut_off):
+    """Saving fails (no space left): one OutputError, no results, the backup kept. Then the
+    backup is cut off as a kill or Ctrl-C mid-write would leave it: the run resumes from its
+    complete copy (Keras' double_checkpoint from Keras 3.7, our own second copy before)."""
+    import errno
 
     from cifar_helpers import model as model_module
     from cifar_helpers.config import load_config
@@ -80,7 +101,7 @@ def test_full_disk_keeps_the_state_and_a_cut_off_backup_resumes_from_its_copy(tm
     backup = out / "backup_head"
     weights = backup / "latest.weights.h5"
     assert (backup / "latest.weights.h5.bkp").exists()  # the second, complete copy
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # cut off
+    cut_off(weights)
 
     monkeypatch.undo()
     lines = []
