@@ -1,11 +1,11 @@
 """One command to measure this course's speed on a GPU runtime (Colab or Kaggle T4), or any machine.
 
     python benchmarks/gpu_check.py --json gpu_check.json       # meant for ~10 min on a T4; untimed
-    python benchmarks/gpu_check.py --tiny                       # seconds: checks that it runs
+    python benchmarks/gpu_check.py --tiny                       # checks that it runs: minutes on 2 cores
 
 In Colab or Kaggle, after the set-up cell of any notebook:
-    !git clone -q https://github.com/cifar10-transfer-course/resnet50-cifar10 && \
-        python resnet50-cifar10/benchmarks/gpu_check.py --json gpu_check.json
+    !git clone -q --branch main https://github.com/cifar10-transfer-course/resnet50-cifar10 course && \
+        python course/benchmarks/gpu_check.py --json gpu_check.json
 
 Measures, in one run: the environment (versions, devices, what `precision=auto` and
 `fast_ops=auto` resolve to); phase-2 images/s of the `seed` recipe (float32, batch 32) and of the
@@ -155,7 +155,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=at_least(1), default=3)
     parser.add_argument("--quick-train-limit", type=at_least(1), default=300)
     parser.add_argument("--tiny", action="store_true",
-                        help="a seconds-long run that only checks the script works (tests)")
+                        help="the smallest run that checks the script works (tests); "
+                        "minutes on 2 CPU cores")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.tiny:

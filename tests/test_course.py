@@ -6,22 +6,23 @@ import numpy as np
 
 from cifar_helpers.lessons.batchnorm import (moving_statistics, nested_training_false_model,
                                      statistics_drift)
-from cifar_helpers.lessons.course import (REPO_URL, colab_url, environment_report, is_kaggle,
-                                          kaggle_url, show_expectations, show_source)
+from cifar_helpers.lessons.course import (BRANCH, REPO_URL, colab_url, environment_report,
+                                          is_kaggle, kaggle_url, show_expectations, show_source)
 from cifar_helpers.data import make_dataset
 from cifar_helpers.model import freeze_base
 
 
 def test_colab_url_and_source_display():
     assert colab_url("03_head_training.ipynb").startswith("https://colab.research.google.com/github/")
-    assert colab_url("03_head_training.ipynb").endswith("/blob/main/notebooks/03_head_training.ipynb")
+    assert colab_url("03_head_training.ipynb").endswith(
+        f"/blob/{BRANCH}/notebooks/03_head_training.ipynb")
     assert "def freeze_base" in show_source(freeze_base).data
 
 
 def test_kaggle_url_imports_the_notebook_from_the_repository(monkeypatch):
     url = kaggle_url("03_head_training.ipynb")
     assert url == ("https://kaggle.com/kernels/welcome?src="
-                   f"{REPO_URL}/blob/main/notebooks/03_head_training.ipynb")
+                   f"{REPO_URL}/blob/{BRANCH}/notebooks/03_head_training.ipynb")
     monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
     assert not is_kaggle()
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")

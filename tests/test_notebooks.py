@@ -99,7 +99,7 @@ def repo_links(text: str) -> list[tuple[str, str | None]]:
 
 def test_every_repo_link_uses_the_one_repo_url_and_branch():
     texts = [p.read_text() for p in (ROOT / "notebooks").glob("*.py")]
-    texts.append((ROOT / "README.md").read_text())
+    texts += [(ROOT / name).read_text() for name in ("README.md", "benchmarks/gpu_check.py")]
     repo = REPO_URL.removeprefix("https://github.com/")
     for text in texts:
         links = repo_links(text)
@@ -115,10 +115,16 @@ def test_set_repo_url_moves_every_link_to_the_fork_and_its_branch():
     spec = importlib.util.spec_from_file_location("set_repo_url", ROOT / "scripts" / "set_repo_url.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    for path in [ROOT / "README.md", *(ROOT / "notebooks").glob("*.py")]:
+    for path in [ROOT / "README.md", ROOT / "benchmarks" / "gpu_check.py",
+                 *(ROOT / "notebooks").glob("*.py")]:
         moved = script.rewrite(path.read_text(), "https://github.com/me/fork", "v1.0")
         assert set(repo_links(moved)) <= {("me/fork", None), ("me/fork", "v1.0")}, path.name
         assert "cifar10-transfer-course" not in moved, path.name
+    assert script.repository_url("https://github.com/me/fork.git/") == "https://github.com/me/fork"
+    for wrong in (["--url-first"], ["github.com/me/fork"], ["https://github.com/me/fork", "-x"]):
+        with pytest.raises(SystemExit) as stopped:  # nothing is rewritten
+            script.main(wrong)
+        assert stopped.value.code == 2
 
 
 def code_cells(notebook: Path) -> list[str]:
