@@ -34,7 +34,7 @@
 # - what the labels *automobile* and *truck* really mean, and why models confuse them
 # - why 32×32 is a tight fit for ResNet50: its last stage sees a single 1×1 position
 #
-# **Time**: quick profile: about 10 s on a 2-core CPU (8 s measured once under nbval: see the
+# **Time**: quick profile: about 10 s on a 2-core CPU (8 s and 9.7 s in two runs under nbval: see the
 # instructor guide). Nothing is trained here. The seed profile does the same on all 60,000 images, and its
 # first run downloads CIFAR-10 (170 MB): not measured by us. Colab T4: not measured by us yet —
 # the timing cells print it on your runtime.

@@ -38,7 +38,7 @@
 # - the `tf.data` pipeline step by step: shuffle, batch, map, prefetch
 # - optional aside, at the end: the in-place trap of `preprocess_input`
 #
-# **Time**: quick profile: about 10 s on a 2-core CPU (7 s measured once under nbval: see the
+# **Time**: quick profile: about 10 s on a 2-core CPU (7 s and 9.5 s in two runs under nbval: see the
 # instructor guide). Nothing is trained here. The seed profile does the same on all 60,000 images, and its
 # first run downloads CIFAR-10 (170 MB): not measured by us. Colab T4: not measured by us yet —
 # the timing cells print it on your runtime.

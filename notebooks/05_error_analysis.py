@@ -32,8 +32,8 @@
 #
 # **Time**
 #
-# - Quick profile (CI, workshops): about 9 s on a 2-core CPU with notebook 04's result saved,
-#   about 39 s when it has to recreate both phases first (measured once under nbval).
+# - Quick profile (CI, workshops): 9–10 s on a 2-core CPU with notebook 04's result saved,
+#   37–39 s when it has to recreate both phases first (measured under nbval, two runs each).
 # - Full seed profile, 2-core CPU: if notebook 04 saved its model here, only the predictions on
 #   the 10,000 test images run: well under half a minute (in the README's full-size seed runs on
 #   2-core test VMs, everything outside the two training phases, these predictions included, took

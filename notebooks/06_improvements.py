@@ -40,7 +40,7 @@
 #
 # **Time**
 #
-# - Quick profile (CI, workshops): about 2 minutes on a 2-core CPU (measured under nbval): three tiny
+# - Quick profile (CI, workshops): 2–2.5 minutes on a 2-core CPU (two runs under nbval): three tiny
 #   training runs, most of their time spent building the training graphs.
 # - Default plan in the seed profile (`PLAN_SIZE = "session"`: six variants, a subset of 10,000
 #   images split into 9,000 for training and 1,000 for validation, 5 + 5 epochs each): about 6.5

@@ -57,7 +57,7 @@ def environment_report() -> dict:
         print(f"GPU: {', '.join(gpus)}")
     else:
         print("No GPU found: everything runs on the CPU. The quick profile runs each notebook in "
-              "about a minute or less on a 2-core CPU (notebook 06: about 2 minutes); the full "
+              "about a minute or less on a 2-core CPU (notebook 06: 2-2.5 minutes); the full "
               "seed profile trained for 68-76 minutes there (measured: README, Speed). In Colab: "
               "Runtime > Change runtime type > GPU; in Kaggle: Settings > Accelerator > GPU.")
     return {**versions, "gpus": gpus}
