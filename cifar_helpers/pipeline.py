@@ -191,9 +191,7 @@ class Pipeline:
         from .model import trainable_count
 
         resumes = self.store.start(phase)
-        state = (" ==" if not resumes else ": resuming ==" if self.store.has_backup(phase)
-                 else ": starting again, interrupted before its first backup ==")
-        self.log(f"\n== {self.title(phase)}{state}")
+        self.log(f"\n== {self.title(phase)}{self._how_it_starts(phase, resumes)} ==")
         start = time.perf_counter()
         try:
             history = self._fit_phase(phase)
@@ -213,6 +211,20 @@ class Pipeline:
                   "trainable_params": trainable_count(self.model), "precision": self.precision}
         self.store.finish(phase, self.model, record)
         self.model_state = phase
+
+    def _how_it_starts(self, phase: str, resumes: bool) -> str:
+        """For the phase's title line: nothing for a new phase, else what an interrupted one
+        continues from (its backup is checked first, so a cut-off one is not called resumable)."""
+        from .resume import recover_backup
+        from .training import uses_feature_cache
+
+        if not resumes:
+            return ""
+        if phase == "head" and uses_feature_cache(self.config):
+            return ": resuming (the cached features are kept, the head trains again)"
+        recover_backup(self.store.backup_dir(phase), self.log)
+        return (": resuming" if self.store.has_backup(phase)
+                else ": starting again, interrupted before its first backup")
 
     def _fit_phase(self, phase: str) -> keras.callbacks.History:
         """The phase's training call, with the study's callbacks and the caller's."""

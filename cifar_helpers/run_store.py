@@ -144,13 +144,15 @@ class RunStore:
         """A phase made with real data or weights is not replaced by one on what 'auto' fell
         back to: a participant's missing file must not delete the teacher's run."""
         if fallen:
-            key = fallen[0]
+            made = " and ".join(f"{key} {was.get(key)!r}" for key in fallen)
+            here = " and ".join(f"{key} to {self.resolved[key]!r}" for key in fallen)
+            explicit = " and ".join(f"{key} to {FALLBACK_KEYWORDS[key]}" for key in fallen)
             raise OutputError(
-                f"{self.folder} holds the '{phase}' phase made with {key} {was.get(key)!r}, but "
-                f"here {key} fell back to {self.resolved[key]!r} (the warning above says why), "
-                f"so training would replace it. Do what that warning says and run again; or set "
-                f"{key} to {FALLBACK_KEYWORDS[key]} to replace the recorded phases on purpose; or "
-                "choose another output folder (--out, or out= in load_config).")
+                f"{self.folder} holds the '{phase}' phase made with {made}, but here 'auto' fell "
+                f"back: {here} (the warnings above say why), so training would replace it. Do "
+                f"what those warnings say and run again; or set {explicit} to replace the "
+                "recorded phases on purpose; or choose another output folder (--out, or out= in "
+                "load_config).")
 
     def _read_manifest(self) -> dict:
         """run.json; without a readable one, a folder holding run files is refused, not emptied."""

@@ -85,9 +85,9 @@ if IS_COLAB or IS_KAGGLE:
     if IS_COLAB and USE_DRIVE:
         from google.colab import drive
         drive.mount("/content/drive")
-    if IS_COLAB:  # exported, so `!python -m cifar_helpers` (no google.colab there) uses it too
-        os.environ["CIFAR_RUNS_DIR"] = ("/content/drive/MyDrive/cifar10-course/runs" if USE_DRIVE
-                                        else "/content/runs")
+    colab_runs = {False: "/content/runs", True: "/content/drive/MyDrive/cifar10-course/runs"}
+    if IS_COLAB and (os.environ.get("CIFAR_RUNS_DIR") or colab_runs[False]) in colab_runs.values():
+        os.environ["CIFAR_RUNS_DIR"] = colab_runs[USE_DRIVE]  # also for `!python -m cifar_helpers`
 
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported

@@ -198,6 +198,13 @@ def test_set_up_cell_exports_colabs_run_folder_for_command_line_runs(monkeypatch
     assert mounted == (["/content/drive"] if use_drive else [])
     monkeypatch.delitem(sys.modules, "google.colab")  # as in a `!python` child process
     assert runs_root() == Path(runs_dir)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)  # back in the notebook
+    exec(compile(set_up.replace(f"USE_DRIVE = {use_drive}", f"USE_DRIVE = {not use_drive}"),
+                 "set-up cell run again", "exec"), {})
+    assert runs_root() != Path(runs_dir)  # USE_DRIVE changed, the cell run again: it follows
+    monkeypatch.setenv("CIFAR_RUNS_DIR", "/content/drive/MyDrive/shared/runs")  # a user's own
+    exec(compile(set_up, "set-up cell", "exec"), {})
+    assert runs_root() == Path("/content/drive/MyDrive/shared/runs")
 
 
 def test_run_store_note_precedes_the_set_up_in_every_notebook():

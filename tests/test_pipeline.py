@@ -475,12 +475,27 @@ def test_a_fallback_does_not_replace_phases_made_with_the_real_weights(fast_copy
     monkeypatch.setattr(model_module, "resolve_weights", weights_unavailable)
     before = sorted(path.name for path in fast_copy.iterdir())
     with pytest.raises(OutputError, match="'head' phase made with weights 'imagenet', but here "
-                       "weights fell back to 'none'.*set weights to none"):
+                       "'auto' fell back: weights to 'none'.*set weights to none"):
         open_pipeline(fast_copy, weights="auto", **FAST)
     assert sorted(path.name for path in fast_copy.iterdir()) == before
     lines = []
     assert open_pipeline(fast_copy, lines, weights="none", **FAST).store.finished == {}
     assert any("weights 'imagenet' -> 'none'" in line for line in lines), lines
+
+
+def test_a_refusal_names_every_input_that_fell_back(tmp_path):
+    """A laptop with neither CIFAR-10 nor the ImageNet file: one message says both."""
+    config = load_config("quick", environ={}, out=str(tmp_path))
+    real = {"data": "50000+10000 images, blake2b 1", "weights": "imagenet"}
+    store = RunStore.open(tmp_path, config, real)
+    store.finished["head"] = {"settings": store.settings("head"), "resolved": real, "record": {}}
+    store.save()
+    store.model_file("head").write_bytes(b"a saved model")
+    fallback = {"data": "1000+200 images, blake2b 2", "weights": "none"}
+    with pytest.raises(OutputError, match="set data to sample and weights to none"):
+        RunStore.open(tmp_path, config, fallback, fell_back=("data", "weights"))
+    assert store.model_file("head").exists()
+    assert RunStore.open(tmp_path, config, fallback).finished == {}  # asked for explicitly
 
 
 def test_a_fallback_keeps_the_phases_it_made_itself(fast_copy, monkeypatch):
@@ -539,18 +554,21 @@ class CtrlCAtFirstBatch(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
-def test_a_phase_stopped_before_its_first_backup_says_it_starts_again(tmp_path):
-    """Ctrl-C inside the first epoch leaves nothing to resume: the log must not say 'resuming'."""
+@pytest.mark.parametrize("feature_cache, said", [
+    (False, "head on the frozen base: starting again, interrupted before its first backup =="),
+    (True, "head on the frozen base: resuming (the cached features are kept, the head trains")])
+def test_a_phase_stopped_before_its_first_backup_says_it_starts_again(tmp_path, feature_cache,
+                                                                       said):
+    """Ctrl-C inside the first epoch leaves no backup to resume; phase 1 on cached features
+    never has one, but keeps its features."""
     with pytest.raises(KeyboardInterrupt):
-        Pipeline(quick(tmp_path / "run"), log=lambda text: None, verbose=0,
-                 callbacks=[CtrlCAtFirstBatch()]).run("head")
+        Pipeline(quick(tmp_path / "run", feature_cache=feature_cache), log=lambda text: None,
+                 verbose=0, callbacks=[CtrlCAtFirstBatch()]).run("head")
     lines = []
-    pipeline = open_pipeline(tmp_path / "run", lines)
+    pipeline = open_pipeline(tmp_path / "run", lines, feature_cache=feature_cache)
     assert pipeline.store.in_progress["phase"] == "head"
     pipeline.run("head")
-    assert any("starting again, interrupted before its first backup" in line
-               for line in lines), lines
-    assert not any("resuming" in line for line in lines), lines
+    assert [line for line in lines if said in line], lines
 
 
 def test_other_training_errors_keep_the_phases_backup(tmp_path, monkeypatch):
