@@ -122,8 +122,9 @@ print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all sett
 # original study, unless the environment variable `CIFAR_PROFILE` says otherwise; CI sets
 # `CIFAR_PROFILE=quick`) and lets you override any setting, either in code —
 # `config = load_config(epochs_head=3)` — or with an environment variable such as
-# `CIFAR_EPOCHS_HEAD=3` (then run the cells from here on again). The phase-1 settings are `epochs_head`, `lr_head` and `batch_size`. The
-# cell prints only the settings this notebook uses; `print(describe(config))` lists all of them.
+# `CIFAR_EPOCHS_HEAD=3` (then run the cells from here on again). The phase-1 settings are
+# `epochs_head`, `lr_head` and `batch_size`. The cell prints only the settings this notebook uses;
+# `print(describe(config))` lists all of them.
 
 # %% [markdown]
 # ## 1. The data
@@ -306,7 +307,8 @@ history = pipeline.history()
 
 # %%
 # extra code – check that the cells above did what the text says
-assert pipeline.config == config, "config changed after pipeline = Pipeline(config): run the cells again from there"
+assert pipeline.config == config, (
+    "config changed after pipeline = Pipeline(config): run the cells again from there")
 trained = len(history["epoch"])  # fewer than epochs_head only if early stopping ended phase 1
 assert history["phase"] == ["head"] * trained and history["epoch"] == list(range(1, trained + 1))
 assert trained == config.epochs_head or (config.early_stopping_patience > 0 and trained > 0)

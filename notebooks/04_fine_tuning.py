@@ -129,11 +129,11 @@ print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all sett
 # The run settings this notebook uses (`print(describe(config))` lists all of them). Phase 2's own
 # settings are `epochs_finetune`, `lr_finetune` and `fine_tune_at`; change them with
 # `config = load_config(epochs_finetune=3)` (then run the cells from here on again) or environment
-# variables such as `CIFAR_LR_FINETUNE=1e-4`, and notebook 03's phase-1 model is still reused. It is reused only if
-# every setting that shapes phase 1 matches (data, weights, phase-1 epochs and learning rate, batch
-# size, seed, image size, ...); otherwise phase 1 is simply trained again below. Note that
-# `early_stopping_patience` is one of those: it turns on early stopping in *both* phases, so
-# setting it here trains phase 1 again, with early stopping, instead of reusing 03's.
+# variables such as `CIFAR_LR_FINETUNE=1e-4`, and notebook 03's phase-1 model is still reused. It
+# is reused only if every setting that shapes phase 1 matches (data, weights, phase-1 epochs and
+# learning rate, batch size, seed, image size, ...); otherwise phase 1 is simply trained again
+# below. Note that `early_stopping_patience` is one of those: it turns on early stopping in *both*
+# phases, so setting it here trains phase 1 again, with early stopping, instead of reusing 03's.
 
 # %% [markdown]
 # ## 1. Data and the phase-1 model
@@ -290,7 +290,8 @@ print(f"BatchNorm statistics: {drift}")
 
 # %%
 # extra code – check that the cells above did what the text says
-assert pipeline.config == config, "config changed after pipeline = Pipeline(config): run the cells again from there"
+assert pipeline.config == config, (
+    "config changed after pipeline = Pipeline(config): run the cells again from there")
 first_stage = 1 if config.fine_tune_at == "all" else stage_of(model.get_layer(first_tuned))
 should_train = head_layers(model) + [
     layer for layer in base_layers(model) if stage_of(layer) >= first_stage
