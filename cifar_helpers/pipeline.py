@@ -66,14 +66,14 @@ def load_inputs(config: Config) -> Inputs:
         data, train, val, test = prepare_data(config)
         weights, weights_used = resolve_weights(
             "none" if config.recipe == "scratch" else config.weights, config.download_timeout)
-    notices = [str(w.message) for w in caught if w.category in ours]
+    fallbacks = [w for w in caught if w.category in ours]
+    notices = [str(w.message) for w in fallbacks]
     for other in (w for w in caught if w.category not in ours):
         warnings.showwarning(other.message, other.category, other.filename, other.lineno)
     for text in notices:
         print(f"\nWARNING: {text}\n", file=sys.stderr, flush=True)
     return Inputs(data.source, data.identity, data.class_names, train, val, test, weights,
-                  weights_used, notices, tuple(ours[w.category] for w in caught
-                                               if w.category in ours))
+                  weights_used, notices, tuple(ours[w.category] for w in fallbacks))
 
 
 class Pipeline:
@@ -189,8 +189,11 @@ class Pipeline:
     def _train(self, phase: str) -> None:
         """Train one phase (resuming it if it was interrupted) and save it in the run store."""
         from .model import trainable_count
+        from .resume import recover_backup
 
         resumes = self.store.start(phase)
+        if resumes and not self._on_cached_features(phase):  # checked before it is called resumable
+            recover_backup(self.store.backup_dir(phase), self.log)
         self.log(f"\n== {self.title(phase)}{self._how_it_starts(phase, resumes)} ==")
         start = time.perf_counter()
         try:
@@ -212,17 +215,19 @@ class Pipeline:
         self.store.finish(phase, self.model, record)
         self.model_state = phase
 
-    def _how_it_starts(self, phase: str, resumes: bool) -> str:
-        """For the phase's title line: nothing for a new phase, else what an interrupted one
-        continues from (its backup is checked first, so a cut-off one is not called resumable)."""
-        from .resume import recover_backup
+    def _on_cached_features(self, phase: str) -> bool:
+        """Whether this phase is phase 1 on cached base features (seconds: it has no backups)."""
         from .training import uses_feature_cache
 
+        return phase == "head" and uses_feature_cache(self.config)
+
+    def _how_it_starts(self, phase: str, resumes: bool) -> str:
+        """For the phase's title line: nothing for a new phase, else what an interrupted one
+        continues from."""
         if not resumes:
             return ""
-        if phase == "head" and uses_feature_cache(self.config):
+        if self._on_cached_features(phase):
             return ": resuming (the cached features are kept, the head trains again)"
-        recover_backup(self.store.backup_dir(phase), self.log)
         return (": resuming" if self.store.has_backup(phase)
                 else ": starting again, interrupted before its first backup")
 
@@ -240,20 +245,19 @@ class Pipeline:
     def _fit(self, phase: str, callbacks: list[keras.callbacks.Callback]
              ) -> keras.callbacks.History:
         """Phase 1 on cached features when it applies, else a phase with its backups."""
-        from .resume import backup_callbacks, kill_switch, recover_backup
+        from .resume import backup_callbacks, kill_switch
         from .training import (feature_cache_obstacle, fine_tune, train_from_scratch, train_head,
-                               train_head_on_cached_features, uses_feature_cache)
+                               train_head_on_cached_features)
 
         first_epoch = 0 if phase == "head" else self.config.epochs_head
         kill = kill_switch(phase, first_epoch)  # test-only; after the backups of each epoch
         obstacle = feature_cache_obstacle(self.config)
         if phase == "head" and self.config.feature_cache and obstacle:
             self.log(f"(feature cache not used: {obstacle})")
-        if phase == "head" and uses_feature_cache(self.config):  # seconds: no backup needed
+        if self._on_cached_features(phase):
             return train_head_on_cached_features(
                 self.model, self.inputs.train, self.inputs.val, self.config, [*callbacks, *kill],
                 self.verbose, cache_dir=self.store.features_dir)
-        recover_backup(self.store.backup_dir(phase), self.log)
         callbacks = [*callbacks, *backup_callbacks(self.store.backup_dir(phase)), *kill]
         train_ds, val_ds = self.datasets()
         if self.config.recipe == "scratch":
