@@ -432,21 +432,22 @@ print(describe_plan(base_config, CHOSEN))
 # `metrics.json`). A variant whose folder already holds a finished run with the same settings
 # (those that shape what it computes; not where its files lie) is loaded instead of trained again
 # (handy after a disconnect; `run_study` itself resumes an interrupted run from its last finished
-# epoch).
+# epoch), unless its inputs differ from what they are now: a run made while `auto` fell back to
+# the sample or to random weights is trained again once the real data and weights are there.
 
 # %%
 QUIET = PLAN_SIZE == "shrunk"
+log = (lambda message: None) if QUIET else print
 progress = PlanProgress(plan)
 results = {}
 for name, run_config in plan.items():
-    results[name] = finished_metrics(run_config)
+    results[name] = finished_metrics(run_config, log)
     if results[name] is not None:
         print(f"{name}: loaded the finished run in {run_config.out}")
         continue
     keras.backend.clear_session()  # drop the previous variant's model and graphs
     with timed(name):
-        results[name] = run_study(run_config, log=(lambda message: None) if QUIET else print,
-                                  verbose=0 if QUIET else 2,
+        results[name] = run_study(run_config, log=log, verbose=0 if QUIET else 2,
                                   callbacks=[progress] if name == CHOSEN[0] else [])
 
 # %% [markdown]

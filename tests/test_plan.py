@@ -3,11 +3,13 @@
 import dataclasses
 
 import pytest
+from cifar_files import write_canonical_dir
 
 from cifar_helpers.config import load_config, validate
 from cifar_helpers.lessons.plan import (DEFAULT_PLAN, SESSION, VARIANTS, PlanProgress,
                                         describe_plan, finished_metrics, plan_base,
                                         relative_cost, variant_config)
+from cifar_helpers.study import run_study
 
 SEED = load_config("seed", environ={})
 
@@ -70,18 +72,18 @@ def test_progress_estimates_the_plan_from_the_first_variants_epochs(tmp_path):
     assert len(lines) == 3 and "estimated time of all 2 variants" in lines[-1]
 
 
-def test_finished_metrics_only_for_identical_settings(tmp_path):
-    import json
-
-    config = load_config("quick", environ={}, out=str(tmp_path))
+def test_finished_metrics_only_for_the_same_settings_and_inputs(tmp_path):
+    """Loaded only where run_study would keep the run: not after a seed change, nor once the data
+    (or weights) resolve to something else than the run was made with (a fallback, say)."""
+    config = load_config("quick", environ={}, train_limit=100, test_limit=20,
+                         out=str(tmp_path / "run"))
     assert finished_metrics(config) is None
-    (tmp_path / "metrics.json").write_text(json.dumps({
-        "config": dataclasses.asdict(config), "test_accuracy": 0.1, "history": {}, "phases": {},
-        "total_seconds": 1.0}))
-    assert finished_metrics(config) is not None
+    trained = run_study(config, log=lambda text: None, verbose=0)
+    assert finished_metrics(config)["test_accuracy"] == trained["test_accuracy"]
     assert finished_metrics(dataclasses.replace(config, seed=1)) is None
-    # where it lies and how long a download may take do not change what it computed
-    moved = dataclasses.replace(config, download_timeout=20.0, out=str(tmp_path))
-    assert finished_metrics(moved) is not None
-    (tmp_path / "metrics.json").write_text(json.dumps({"config": None}))
-    assert finished_metrics(config) is None
+    # how long a download may take does not change what it computed
+    assert finished_metrics(dataclasses.replace(config, download_timeout=20.0)) is not None
+    real_data, _ = write_canonical_dir(tmp_path)
+    lines = []
+    assert finished_metrics(dataclasses.replace(config, data=str(real_data)), lines.append) is None
+    assert any("trained again, because data" in line for line in lines), lines

@@ -16,7 +16,9 @@ import keras
 
 from ..compare import load_finished_run
 from ..config import Config
+from ..pipeline import Pipeline
 from ..report import RESULT_MARKER
+from ..run_store import PHASES
 from ..study import finished_with
 
 # name -> the one change it makes to the baseline (a function of the baseline). One exception:
@@ -94,12 +96,13 @@ def describe_plan(base: Config, chosen: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def finished_metrics(config: Config) -> dict | None:
-    """The metrics of a finished run in config.out with these settings, if there is one: the
-    test `run_study` applies (so a run it would train again from scratch is loaded here)."""
+def finished_metrics(config: Config, log: Callable[[str], None] = print) -> dict | None:
+    """The metrics of a finished run in config.out, if its settings are these and the run store
+    keeps both its phases here (what data, weights and devices resolve to now, as `run_study`)."""
     if not finished_with(Path(config.out) / RESULT_MARKER, config):
         return None
-    return load_finished_run(config.out)
+    kept = Pipeline(config, log).store.finished  # a run made on a fallback is not kept
+    return load_finished_run(config.out) if set(kept) == set(PHASES) else None
 
 
 class PlanProgress(keras.callbacks.Callback):
