@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
 
+from .config import Config, with_new_defaults
 from .errors import OutputError
 from .report import RESULT_MARKER
 
-IGNORED_SETTINGS = ("out",)  # where a run was written says nothing about what it computed
+# where a run was written, and how long a download might take, say nothing about what it computed
+IGNORED_SETTINGS = ("out", "download_timeout")
 
 
 REQUIRED_KEYS = ("config", "test_accuracy", "history", "phases", "total_seconds")
@@ -43,7 +46,8 @@ def load_finished_run(folder: str | Path) -> dict:
 
 def differing_settings(configs: Sequence[dict]) -> list[str]:
     """The names of the settings whose values are not the same in every run."""
-    names = [name for name in configs[0] if name not in IGNORED_SETTINGS]
+    names = [name for name in dict.fromkeys(n for c in configs for n in c)
+             if name not in IGNORED_SETTINGS]
     return [name for name in names if len({repr(c.get(name)) for c in configs}) > 1]
 
 
@@ -54,9 +58,15 @@ def seconds_per_epoch(phase: dict | None) -> float:
 
 
 def compared_settings(metrics: dict) -> dict:
-    """A run's settings, plus the data and weights it really used (a fallback can change them)."""
-    return {**metrics["config"], "data used": metrics.get("data", {}).get("used"),
-            "weights used": metrics.get("weights", {}).get("used")}
+    """A run's settings, plus what its 'auto' settings became: data and weights (a fallback can
+    change them), precision, fast ops and devices (which explain its time)."""
+    settings = with_new_defaults(metrics["config"], (f.name for f in fields(Config)))
+    return {**settings, "data used": metrics.get("data", {}).get("used"),
+            "weights used": metrics.get("weights", {}).get("used"),
+            "precision used": metrics.get("precision"),
+            "fast ops used": metrics.get("fast_ops", {}).get("used"),
+            "devices used": ", ".join(name.rsplit("device:", 1)[-1]  # 'GPU:0, GPU:1'
+                                      for name in metrics.get("devices", {}).get("devices", []))}
 
 
 def setting_text(value: object) -> str:

@@ -15,7 +15,7 @@ import sys
 import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .errors import ConfigError
 
@@ -119,6 +119,10 @@ PROFILE_ALIASES = {"full": "seed"}
 def field_types() -> dict[str, type]:
     """Each setting's Python type (int, float, str or bool)."""
     hints = {"int": int, "float": float, "str": str, "bool": bool}
+    unparsed = [f"{f.name}: {f.type}" for f in fields(Config) if str(f.type) not in hints]
+    if unparsed:  # a contributor's new setting: flags and CIFAR_* variables parse only these
+        raise TypeError(f"settings must be int, float, str or bool, not {', '.join(unparsed)} "
+                        "(use a str with choices, e.g. 'none', for an optional value)")
     return {f.name: hints[str(f.type)] for f in fields(Config)}
 
 
@@ -276,6 +280,13 @@ def fingerprint(config: Config, upto: str = "evaluation") -> dict:
     kept = SCOPES[:SCOPES.index(upto) + 1]
     return {f.name: getattr(config, f.name) for f in fields(Config)
             if f.metadata["scope"] in kept and f.metadata["scope"] != "place"}
+
+
+def with_new_defaults(recorded: Mapping[str, Any], names: Iterable[str]) -> dict:
+    """Settings a run recorded, plus each of `names` added to Config since, at its default (a new
+    setting's default keeps what runs computed before: CONTRIBUTING), so old runs stay valid."""
+    defaults = {f.name: f.default for f in fields(Config)}
+    return {**{name: defaults[name] for name in names if name not in recorded}, **recorded}
 
 
 def describe(config: Config, names: tuple[str, ...] | None = None) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import Config, fingerprint
+from .config import Config, fingerprint, with_new_defaults
 from .errors import OutputError, WeightsError
 from .files import atomic_path, write_text_atomic
 
@@ -124,15 +124,18 @@ class RunStore:
 
     def _made_here(self, entry: dict, phase: str) -> bool:
         """Whether a recorded phase was made with this run's settings and resolved inputs."""
-        return (entry.get("settings") == self.settings(phase)
+        settings = self.settings(phase)
+        return (with_new_defaults(entry.get("settings") or {}, settings) == settings
                 and same_resolved(entry.get("resolved", {}), self.resolved))
 
     def _note_unkept(self, entry: dict | None, phase: str) -> None:
         """Say which recorded settings or resolved inputs (devices, weights...) changed."""
         if not entry:
             return
-        was = {**entry.get("settings", {}), **entry.get("resolved", {})}
-        now = {**self.settings(phase), **self.resolved}
+        settings = self.settings(phase)
+        now = {**settings, **self.resolved}
+        was = {**with_new_defaults(entry.get("settings") or {}, settings),
+               **entry.get("resolved", {})}
         keys = [k for k in now if not resolved_matches(k, was.get(k), now[k])]
         self._refuse_replacing_by_fallback(phase, [k for k in keys if k in self.fell_back], was)
         changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in keys]

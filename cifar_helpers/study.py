@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .config import Config, fingerprint
+from .config import Config, fingerprint, with_new_defaults
 from .errors import OutputError
 
 if TYPE_CHECKING:
@@ -94,8 +94,11 @@ def finished_with(metrics_file: Path, config: Config) -> bool:
         recorded = json.loads(metrics_file.read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return False  # none, or unreadable: the phases decide what is trained
-    return isinstance(recorded, dict) and all(recorded.get(name) == value
-                                              for name, value in fingerprint(config).items())
+    settings = fingerprint(config)
+    if not isinstance(recorded, dict):
+        return False
+    recorded = with_new_defaults(recorded, settings)
+    return all(recorded[name] == value for name, value in settings.items())
 
 
 def run_study(config: Config, log: Callable[[str], None] = print,

@@ -4,16 +4,18 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cifar_files import write_canonical_dir
 
 from cifar_helpers import cli
 from cifar_helpers import model as model_module
-from cifar_helpers.config import Config, field_types, load_config
+from cifar_helpers.config import PROFILE_ALIASES, Config, field_types, load_config
 from cifar_helpers.errors import DownloadUnavailableError
 from cifar_helpers.model import load_trained_model
 from cifar_helpers.study import run_study
@@ -155,6 +157,20 @@ def test_train_flags_are_exactly_the_config_fields():
             assert tuple(action.choices) == tuple(item.metadata["choices"]), item.name
 
 
+def test_readme_usage_lists_every_train_flag_with_its_choices():
+    """The README's usage block is written by hand: a new setting's flag must be added there."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    usage = " ".join(readme.split("python -m cifar_helpers train [", 1)[1]
+                     .split("```", 1)[0].split())
+    flags = {option: action for action in train_parser()._actions
+             for option in action.option_strings if option not in ("-h", "--help")}
+    assert set(re.findall(r"--[a-z][a-z-]*", usage)) == set(flags)
+    for option, action in flags.items():
+        if action.choices:  # aliases such as --profile full are not advertised
+            listed = re.search(rf"{option} ([\w|]+)", usage).group(1).split("|")
+            assert set(listed) == set(action.choices) - set(PROFILE_ALIASES), option
+
+
 def test_train_flags_parse_to_typed_values_and_none_when_absent():
     args = vars(cli.build_parser().parse_args(["train", "--augment", "--fast-ops", "off",
                                                "--image-size", "64", "--lr-head", "2e-4"]))
@@ -250,6 +266,35 @@ def test_compare_tells_small_rates_fallbacks_and_same_named_folders_apart(tmp_pa
     assert row_first.split()[0] == str(first) and row_second.split()[0] == str(second)
     assert "1e-05" in row_first and "0.0001" in row_second
     assert "None" in row_first and "fallback" in row_second
+
+
+def test_compare_reads_a_setting_an_older_run_lacks_as_its_default(tmp_path, capsys):
+    old = finished_run_folder(tmp_path / "old", 0.5, 10.0)
+    metrics = json.loads((old / "metrics.json").read_text())
+    del metrics["config"]["label_smoothing"]  # recorded before the setting existed
+    (old / "metrics.json").write_text(json.dumps(metrics))
+    same = finished_run_folder(tmp_path / "same", 0.5, 10.0)
+    smoothed = finished_run_folder(tmp_path / "smoothed", 0.5, 10.0, label_smoothing=0.1)
+    for runs in ([old, same], [old, smoothed], [smoothed, old]):
+        assert cli.main(["compare", *map(str, runs)]) == 0
+        header = capsys.readouterr().out.splitlines()[0]
+        assert header.endswith("label_smoothing") == (smoothed in runs), header
+
+
+def test_compare_shows_the_precision_and_devices_a_run_used_not_its_download_timeout(tmp_path,
+                                                                                    capsys):
+    cpu = finished_run_folder(tmp_path / "cpu", 0.5, 10.0)
+    gpu = finished_run_folder(tmp_path / "gpu", 0.5, 2.0, download_timeout=60.0)
+    metrics = json.loads((gpu / "metrics.json").read_text())
+    metrics.update(precision="mixed_float16", devices={
+        "strategy": "mirrored", "replicas": 2,
+        "devices": ["/job:localhost/replica:0/task:0/device:GPU:0",
+                    "/job:localhost/replica:0/task:0/device:GPU:1"]})
+    (gpu / "metrics.json").write_text(json.dumps(metrics))
+    assert cli.main(["compare", str(cpu), str(gpu)]) == 0
+    header, _, gpu_row = capsys.readouterr().out.strip().splitlines()
+    assert header.endswith("precision used  devices used") and "download_timeout" not in header
+    assert gpu_row.endswith("mixed_float16   GPU:0, GPU:1"), gpu_row
 
 
 def test_compare_of_an_unfinished_run_says_how_to_finish_it(tmp_path, capsys):

@@ -112,6 +112,19 @@ def test_every_cifar_variable_the_repo_uses_is_a_setting_or_known():
     assert used - settings - set(OTHER_VARIABLES) == set()
 
 
+def test_a_setting_of_a_type_flags_cannot_parse_is_named(monkeypatch):
+    """A contributor's `float | None` setting: one clear error, not a KeyError at every import."""
+    from types import SimpleNamespace
+
+    from cifar_helpers import config as config_module
+
+    fake = [SimpleNamespace(name="epochs_head", type="int"),
+            SimpleNamespace(name="weight_decay", type="float | None")]
+    monkeypatch.setattr(config_module, "fields", lambda cls: fake)
+    with pytest.raises(TypeError, match=r"not weight_decay: float \| None"):
+        config_module.field_types()
+
+
 def test_boolean_settings_from_environment():
     assert load_config(environ={"CIFAR_DETERMINISTIC": "true"}).deterministic is True
     assert load_config(environ={"CIFAR_DETERMINISTIC": "0"}).deterministic is False

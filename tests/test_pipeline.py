@@ -1,6 +1,7 @@
 """Pipeline: the model it builds reflects every setting that shapes the model or its training, and
 every checkpoint in the run store describes the model inside it."""
 
+import dataclasses
 import json
 import shutil
 from types import SimpleNamespace
@@ -496,6 +497,21 @@ def test_a_refusal_names_every_input_that_fell_back(tmp_path):
         RunStore.open(tmp_path, config, fallback, fell_back=("data", "weights"))
     assert store.model_file("head").exists()
     assert RunStore.open(tmp_path, config, fallback).finished == {}  # asked for explicitly
+
+
+def test_a_setting_added_since_a_phase_was_recorded_counts_as_its_default(tmp_path):
+    """A new setting (its default keeps the old behaviour) must not retrain every existing run,
+    e.g. a Colab student's runs on Drive after the set-up cell installs a newer course."""
+    config = load_config("quick", environ={}, out=str(tmp_path))
+    store = RunStore.open(tmp_path, config, {"data": "sample"})
+    recorded = {k: v for k, v in store.settings("head").items() if k != "label_smoothing"}
+    store.finished["head"] = {"settings": recorded, "resolved": {"data": "sample"}, "record": {}}
+    store.save()
+    store.model_file("head").write_bytes(b"a saved model")
+    assert set(RunStore.open(tmp_path, config, {"data": "sample"}).finished) == {"head"}
+    smoothed = dataclasses.replace(config, label_smoothing=0.1)
+    reopened = RunStore.open(tmp_path, smoothed, {"data": "sample"})
+    assert reopened.finished == {} and "label_smoothing 0.0 -> 0.1" in reopened.notes[0]
 
 
 def test_a_fallback_keeps_the_phases_it_made_itself(fast_copy, monkeypatch):

@@ -1,6 +1,7 @@
 """Notebook 06's plan: variants as one change each, sizes, costs and the time estimate."""
 
 import dataclasses
+import json
 
 import pytest
 from cifar_files import write_canonical_dir
@@ -9,7 +10,7 @@ from cifar_helpers.config import load_config, validate
 from cifar_helpers.lessons.plan import (DEFAULT_PLAN, SESSION, VARIANTS, PlanProgress,
                                         describe_plan, finished_metrics, plan_base,
                                         relative_cost, variant_config)
-from cifar_helpers.study import run_study
+from cifar_helpers.study import finished_with, run_study
 
 SEED = load_config("seed", environ={})
 
@@ -87,3 +88,12 @@ def test_finished_metrics_only_for_the_same_settings_and_inputs(tmp_path):
     lines = []
     assert finished_metrics(dataclasses.replace(config, data=str(real_data)), lines.append) is None
     assert any("trained again, because data" in line for line in lines), lines
+
+
+def test_a_finished_run_recorded_before_a_setting_existed_counts_at_its_default(tmp_path):
+    config = load_config("quick", environ={}, out=str(tmp_path))
+    recorded = {k: v for k, v in dataclasses.asdict(config).items() if k != "label_smoothing"}
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": recorded}))
+    assert finished_with(tmp_path / "metrics.json", config)
+    assert not finished_with(tmp_path / "metrics.json",
+                             dataclasses.replace(config, label_smoothing=0.1))
