@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import ConfigError
+from .versions import hosted_runtime
 
 ENV_PREFIX = "CIFAR_"
 RUNS_DIR_ENV = "CIFAR_RUNS_DIR"
@@ -224,11 +224,8 @@ def runs_root(environ: Mapping[str, str] | None = None) -> Path:
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "pyproject.toml").exists() and (checkout / "notebooks").is_dir():
         return checkout / "runs"
-    if "google.colab" in sys.modules:
-        return Path("/content/runs")
-    if environ.get("KAGGLE_KERNEL_RUN_TYPE"):
-        return Path("/kaggle/working/runs")
-    return Path.home() / "cifar10-course" / "runs"
+    hosted = {"kaggle": Path("/kaggle/working/runs"), "colab": Path("/content/runs")}
+    return hosted.get(hosted_runtime(environ), Path.home() / "cifar10-course" / "runs")
 
 
 PLACE_KEYWORDS = {"data": ("auto", "keras", "sample"), "weights": ("auto", "imagenet", "none")}

@@ -166,16 +166,30 @@ def meta_dict(class_names: Sequence[str], per_batch: int) -> dict:
             b"label_names": [name.encode() for name in class_names]}
 
 
+ARCHIVE_ENDINGS = (".tar.gz", ".tgz")
+
+
 def _check_layout(directory: Path) -> None:
     """Refuse, with what to do instead, an archive or a folder that only contains the batches."""
-    if directory.is_file() and directory.name.endswith((".tar.gz", ".tgz")):
-        raise DataError(f"{directory}: an archive; extract it first (tar xzf {directory.name}) "
-                        "and pass the cifar-10-batches-py folder it contains")
+    if directory.is_file() and directory.name.endswith(ARCHIVE_ENDINGS):
+        raise DataError(f"{directory}: an archive; {extract_advice(directory)}")
     if not directory.is_dir():
         raise DataError(f"{directory}: not a directory (expected the cifar-10-batches-py layout)")
     inner = directory / "cifar-10-batches-py"
     if not (directory / "batches.meta").exists() and inner.is_dir():
         raise DataError(f"{directory} holds no batches.meta; did you mean {inner}?")
+    archives = sorted(path for path in directory.iterdir() if path.name.endswith(ARCHIVE_ENDINGS))
+    if not (directory / "batches.meta").exists() and archives:
+        raise DataError(f"{directory} holds no batches.meta but the archive {archives[0].name}; "
+                        f"{extract_advice(archives[0])}")
+
+
+def extract_advice(archive: Path) -> str:
+    """How to extract an archive where `--data auto` finds it (not beside it: a Kaggle input is
+    read-only)."""
+    target = keras_cifar10_dirs()[0].parent
+    return (f"extract it into Keras' cache first (mkdir -p {target} && tar xzf "
+            f"{archive.resolve()} -C {target}), then --data auto or keras reads it")
 
 
 def load_batches_dir(directory: str | os.PathLike, source: str | None = None) -> CifarData:

@@ -74,6 +74,10 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
                           "learning and accuracy will be far lower.", WeightsFallbackWarning,
                           stacklevel=2)
             return None, "none (fallback: ImageNet weights unavailable)"
+    if os.path.isdir(spec):  # an attached Kaggle dataset or model is a folder
+        files = sorted(path.name for path in Path(spec).glob("*.h5"))
+        raise WeightsError(f"{spec} is a folder; pass the weights file in it"
+                           + (f": one of {', '.join(files)}" if files else " (it holds no .h5)"))
     if not os.path.isfile(spec):
         raise WeightsError(f"weights file not found: {spec}")
     return spec, f"file:{spec}"

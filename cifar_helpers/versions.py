@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
+from typing import Mapping
 
 
 # name: (oldest supported "major.minor", newest tested "major.minor")
@@ -59,12 +60,18 @@ def too_old(versions: dict[str, str] | None = None) -> list[str]:
             or major_minor(versions[name]) < major_minor(oldest)]
 
 
+def hosted_runtime(environ: Mapping[str, str] | None = None) -> str:
+    """'kaggle', 'colab' or 'local'; Kaggle first, since its image is built on Colab's."""
+    if "KAGGLE_KERNEL_RUN_TYPE" in (os.environ if environ is None else environ):
+        return "kaggle"
+    return "colab" if "google.colab" in sys.modules else "local"
+
+
 def require_supported(versions: dict[str, str] | None = None) -> None:
     """Stop with one sentence saying what to do when the runtime is older than the floor."""
     old = too_old(versions)
     if old:
-        where = ("colab" if "google.colab" in sys.modules
-                 else "kaggle" if "KAGGLE_KERNEL_RUN_TYPE" in os.environ else "local")
+        where = hosted_runtime()
         floor = ", ".join(f"{name} {oldest}" for name, (oldest, _) in SUPPORTED.items())
         raise UnsupportedRuntimeError(f"This course needs at least {floor}, but this runtime has "
                                       f"{', '.join(old)}: {WHAT_TO_DO[where]}.")

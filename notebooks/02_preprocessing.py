@@ -66,8 +66,8 @@ import socket
 import subprocess
 import sys
 
-IS_COLAB = "google.colab" in sys.modules
 IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+IS_COLAB = "google.colab" in sys.modules and not IS_KAGGLE  # Kaggle's image is built on Colab's
 USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
 if IS_COLAB or IS_KAGGLE:
     try:  # Kaggle notebooks start with Internet off

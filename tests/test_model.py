@@ -171,6 +171,10 @@ def test_weights_spec_variants(tmp_path):
     assert resolve_weights("none") == (None, "none (random initialisation)")
     with pytest.raises(WeightsError, match="not found"):
         resolve_weights(str(tmp_path / "missing.h5"))
+    (tmp_path / "resnet50_notop.h5").write_bytes(b"")  # an attached Kaggle dataset is a folder
+    with pytest.raises(WeightsError, match="is a folder; pass the weights file in it: one of "
+                                           "resnet50_notop.h5"):
+        resolve_weights(str(tmp_path))
 
 
 def test_model_with_code_in_it_is_refused_by_safe_mode(tmp_path):

@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import importlib.util
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -205,6 +206,11 @@ def test_set_up_cell_exports_colabs_run_folder_for_command_line_runs(monkeypatch
     monkeypatch.setenv("CIFAR_RUNS_DIR", "/content/drive/MyDrive/shared/runs")  # a user's own
     exec(compile(set_up, "set-up cell", "exec"), {})
     assert runs_root() == Path("/content/drive/MyDrive/shared/runs")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")  # Kaggle's image is built on Colab's
+    monkeypatch.setenv("CIFAR_RUNS_DIR", "")
+    mounted.clear()
+    exec(compile(set_up.replace("USE_DRIVE = False", "USE_DRIVE = True"), "in Kaggle", "exec"), {})
+    assert mounted == [] and os.environ["CIFAR_RUNS_DIR"] == ""  # Kaggle keeps /kaggle/working
 
 
 def test_run_store_note_precedes_the_set_up_in_every_notebook():

@@ -8,7 +8,6 @@ that every Colab and Kaggle badge and install cell in the notebooks and README u
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -30,28 +29,18 @@ def kaggle_url(notebook: str) -> str:
     return f"https://kaggle.com/kernels/welcome?src={REPO_URL}/blob/{BRANCH}/notebooks/{notebook}"
 
 
-def is_kaggle() -> bool:
-    """True inside a Kaggle notebook (Kaggle sets KAGGLE_KERNEL_RUN_TYPE)."""
-    return "KAGGLE_KERNEL_RUN_TYPE" in os.environ
-
-
-def is_colab() -> bool:
-    """True inside Google Colab."""
-    return "google.colab" in sys.modules
-
-
 def environment_report() -> dict:
     """Print and check library versions and the accelerator; tell CPU users what to expect."""
     import keras
     import tensorflow as tf
 
-    from ..versions import require_supported
+    from ..versions import hosted_runtime, require_supported
 
     versions = {"python": sys.version.split()[0], "tensorflow": tf.__version__,
                 "keras": keras.__version__}
     require_supported(versions)
     gpus = [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
-    where = "| Colab" if is_colab() else "| Kaggle" if is_kaggle() else ""
+    where = {"colab": "| Colab", "kaggle": "| Kaggle"}.get(hosted_runtime(), "")
     print(", ".join(f"{k} {v}" for k, v in versions.items()), where)
     if gpus:
         print(f"GPU: {', '.join(gpus)}")
