@@ -36,10 +36,18 @@ KAGGLE_OFFLINE = ("Kaggle: turn Internet on (Settings panel › Internet, phone-
                   "needed) and run this cell again")
 
 
+# what Jupyter's interface sets on a cell (folded, scrolled), kept by jupytext in the .ipynb only
+VIEW_METADATA = {"autoscroll", "collapsed", "scrolled", "trusted", "execution", "ExecuteTime"}
+# what the pair shares from the notebook's metadata (jupytext.toml): Colab opens a GPU runtime
+SHARED_METADATA = ("accelerator", "colab", "kernelspec")
+
+
 def cells(path: Path) -> list[tuple[str, str, dict]]:
     """(type, source, metadata) of every cell, as jupytext reads the file: a tag such as nbval's
     `raises-exception`, set in Jupyter on the .ipynb alone, would switch off a check cell."""
-    return [(c.cell_type, c.source.strip(), dict(c.metadata)) for c in jupytext.read(path).cells]
+    return [(c.cell_type, c.source.strip(),
+             {k: v for k, v in c.metadata.items() if k not in VIEW_METADATA})
+            for c in jupytext.read(path).cells]
 
 
 def test_every_course_notebook_exists_as_a_pair():
@@ -52,7 +60,11 @@ def test_every_course_notebook_exists_as_a_pair():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_pair_is_in_sync(notebook):
     assert cells(notebook) == cells(notebook.with_suffix(".py")), (
-        f"{notebook.name} and its .py twin differ: edit one, then `jupytext --sync` it")
+        f"{notebook.name} and its .py twin differ: copy your edit to the other file "
+        "(CONTRIBUTING.md, Editing a notebook)")
+    shared = [{key: jupytext.read(path).metadata.get(key) for key in SHARED_METADATA}
+              for path in (notebook, notebook.with_suffix(".py"))]
+    assert shared[0] == shared[1] and shared[0]["accelerator"] == "GPU", shared
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
