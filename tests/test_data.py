@@ -2,8 +2,10 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,6 +119,19 @@ def test_an_archive_or_the_folder_around_the_batches_says_what_to_pass(canonical
     shutil.copytree(folder, parent / "cifar-10-batches-py")
     with pytest.raises(DataError, match=f"did you mean {parent / 'cifar-10-batches-py'}"):
         load_cifar10(str(parent))
+
+
+def test_make_sample_script_cuts_a_balanced_sample_where_it_is_told(tmp_path):
+    folder, _ = write_canonical_dir(tmp_path, per_batch=300)
+    script = Path(__file__).parents[1] / "scripts" / "make_sample.py"
+    out = tmp_path / "sample.npz"
+    subprocess.run([sys.executable, str(script), str(folder), "--out", str(out)], check=True,
+                   capture_output=True)
+    with np.load(out) as sample:  # stratified: as balanced as the (random) source
+        assert sample["x_train"].shape == (1000, 32, 32, 3) and len(sample["y_test"]) == 200
+        assert sample["y_train"].dtype == np.uint8 and set(sample["y_test"]) == set(range(10))
+    refused = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "required: source" in refused.stderr
 
 
 def test_shipped_sample_is_real_balanced_and_small():
