@@ -1,4 +1,4 @@
-"""Cut the shipped sample from a cifar-10-batches-py folder: 1,000 train + 200 test images, by class.
+"""Cut the shipped sample from a cifar-10-batches-py folder: 1,000 train + 200 test images.
 
 The shipped `cifar_helpers/sample_data/cifar10_sample.npz` was cut by this script from a balanced
 CIFAR-10 subset of 5,000 training and 1,000 test images (1,000 per batch file), and this script
