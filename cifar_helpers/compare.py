@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
@@ -32,7 +33,8 @@ def load_finished_run(folder: str | Path) -> dict:
         raise OutputError(f"{folder}: no such folder")
     if not path.is_file():
         raise OutputError(f"{folder}: no finished run here ({RESULT_MARKER} is missing); finish it "
-                          f"with `python -m cifar_helpers train --out {folder}` (same settings)")
+                          "by running the command that started it again (the same --profile "
+                          f"and settings, with --out {shlex.quote(str(folder))})")
     try:
         metrics = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

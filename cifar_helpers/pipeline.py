@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from .config import Config, validate
-from .errors import LossNotFiniteError
+from .errors import LossNotFiniteError, TrainingError
 from .run_store import PHASES, RunStore, later_phases
 
 if TYPE_CHECKING:
@@ -188,6 +188,8 @@ class Pipeline:
 
     def _train(self, phase: str) -> None:
         """Train one phase (resuming it if it was interrupted) and save it in the run store."""
+        import tensorflow as tf
+
         from .model import trainable_count
         from .resume import recover_backup
 
@@ -202,6 +204,9 @@ class Pipeline:
             self.store.restart_from(phase)
             self.model = None
             raise
+        except tf.errors.ResourceExhaustedError:
+            self.model = None
+            raise TrainingError(self._out_of_memory(phase)) from None
         except BaseException:  # Ctrl-C, a crash: the weights hold part of an epoch's updates
             self.model = None  # so the next run() rebuilds or reloads, then resumes the backup
             raise
@@ -214,6 +219,13 @@ class Pipeline:
                   "trainable_params": trainable_count(self.model), "precision": self.precision}
         self.store.finish(phase, self.model, record)
         self.model_state = phase
+
+    def _out_of_memory(self, phase: str) -> str:
+        """What to do when a phase ran out of memory (a big --image-size, a small GPU)."""
+        c = self.config
+        return (f"out of memory while training the '{phase}' phase (batch size {c.batch_size}, "
+                f"image size {c.image_size}): lower --batch-size or --image-size (batch_size= "
+                "or image_size= in load_config) and run again; finished phases are kept")
 
     def _on_cached_features(self, phase: str) -> bool:
         """Whether this phase is phase 1 on cached base features (seconds: it has no backups)."""

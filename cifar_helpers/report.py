@@ -19,7 +19,10 @@ def render_report(metrics: dict, evaluation: Evaluation) -> str:
     rows = "\n".join(f"| {name} | {acc:.3f} |" for name, acc in evaluation.per_class_accuracy.items())
     pairs = "\n".join(f"- {t} → {p}: {n}" for t, p, n in evaluation.most_confused) or "- none"
     notes = "\n".join(f"> **Warning:** {w}" for w in metrics["warnings"])
-    return (f"# CIFAR-10 transfer-learning run ({metrics['profile']} profile)\n\n{notes}\n\n"
+    kind = ("scratch control (no transfer)" if metrics["config"].get("recipe") == "scratch"
+            else "transfer-learning run")
+    return (f"# CIFAR-10 {kind} ({metrics['profile']} profile)\n\n{notes}\n\n"
+            f"- Settings changed from the profile: {changed_settings(metrics)}\n"
             f"- Data: {metrics['data']['used']} ({metrics['data']['train_images']} train, "
             f"{metrics['data']['val_images']} validation, {metrics['data']['test_images']} test)\n"
             f"- Weights: {metrics['weights']['used']}\n"
@@ -29,6 +32,16 @@ def render_report(metrics: dict, evaluation: Evaluation) -> str:
             f"## Most-confused pairs (true → predicted: count)\n\n{pairs}\n\n"
             f"## Classification report\n\n```\n{evaluation.report}\n```\n\n"
             "![history](history.png)\n\n![confusion](confusion.png)\n")
+
+
+def changed_settings(metrics: dict) -> str:
+    """The settings that shape a run and differ from its profile's, e.g. 'image_size=64'."""
+    from .config import fingerprint, load_config
+
+    profile = fingerprint(load_config(metrics["profile"], environ={}))
+    changed = [f"{name}={metrics['config'][name]}" for name, value in profile.items()
+               if metrics["config"].get(name, value) != value]
+    return ", ".join(changed) or "none"
 
 
 def write_results(folder: Path, metrics: dict, evaluation: Evaluation,

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,21 @@ def test_quick_metrics_are_complete_and_sane(quick_run):
     assert head["epochs"] == finetune["epochs"] == 1 and head["images_per_second"] > 0
     assert metrics["history"]["epoch"] == [1, 2] and metrics["history"]["boundaries"] == [1]
     assert {"tensorflow", "keras", "numpy"} <= set(metrics["versions"])
+
+
+def test_the_report_names_a_scratch_control_and_the_settings_it_changed(quick_run):
+    from cifar_helpers.report import render_report
+
+    metrics = json.loads((quick_run[1] / "metrics.json").read_text())
+    evaluation = SimpleNamespace(per_class_accuracy={}, most_confused=[], report="")
+    first_lines = render_report(metrics, evaluation).splitlines()
+    assert first_lines[0] == "# CIFAR-10 transfer-learning run (quick profile)"
+    assert "- Settings changed from the profile: train_limit=200, test_limit=50" in first_lines
+    metrics["config"].update(recipe="scratch", image_size=64)
+    first_lines = render_report(metrics, evaluation).splitlines()
+    assert first_lines[0] == "# CIFAR-10 scratch control (no transfer) (quick profile)"
+    assert ("- Settings changed from the profile: recipe=scratch, train_limit=200, test_limit=50, "
+            "image_size=64") in first_lines  # in Config's order
 
 
 def study_again_without_training(out, test_limit=50):
@@ -298,8 +314,11 @@ def test_compare_shows_the_precision_and_devices_a_run_used_not_its_download_tim
 
 
 def test_compare_of_an_unfinished_run_says_how_to_finish_it(tmp_path, capsys):
-    code, err = run_cli(["compare", str(tmp_path)], capsys)
-    assert code == 1 and "no finished run here" in err and "--out" in err
+    folder = tmp_path / "my runs" / "seed"
+    folder.mkdir(parents=True)
+    code, err = run_cli(["compare", str(folder)], capsys)
+    assert code == 1 and "no finished run here" in err and "same --profile" in err
+    assert f"--out '{folder}'" in err  # pastes as one argument
     assert "Traceback" not in err
 
 

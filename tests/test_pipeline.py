@@ -601,6 +601,21 @@ def test_other_training_errors_keep_the_phases_backup(tmp_path, monkeypatch):
     assert open_pipeline(tmp_path / "run").store.in_progress["phase"] == "head"
 
 
+def test_out_of_memory_says_what_to_lower_and_keeps_the_phases_backup(tmp_path, monkeypatch):
+    """A big --image-size, or a big batch on a small GPU: one sentence, not a long traceback."""
+    import tensorflow as tf
+
+    pipeline = open_pipeline(tmp_path / "run")
+
+    def runs_out(phase):
+        pipeline.store.backup_dir(phase).mkdir()
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+    monkeypatch.setattr(pipeline, "_fit_phase", runs_out)
+    with pytest.raises(TrainingError, match="out of memory .* lower --batch-size or --image-size"):
+        pipeline.run("head")
+    assert (tmp_path / "run" / "backup_head").is_dir() and pipeline.model is None
+
+
 def test_a_run_store_opens_a_folder_that_does_not_exist_yet(tmp_path):
     store = RunStore.open(tmp_path / "new" / "run", quick(tmp_path / "new" / "run"))
     assert (tmp_path / "new" / "run" / "run.json").exists() and store.finished == {}

@@ -109,7 +109,8 @@ class PlanProgress(keras.callbacks.Callback):
     """Pass to the first variant's run: after the first epoch of each phase, print the time per
     epoch; after phase 2's, the estimated time of the whole plan.
 
-    A first epoch includes building the training graph, so the estimate errs high. A phase 1
+    A first epoch includes building the training graph, so the epochs' estimate errs high; each
+    run's data loading, building, evaluation and saving are not counted. A phase 1
     loaded rather than trained counts as a third of a phase-2 epoch, as `relative_cost` does.
     """
 
@@ -129,7 +130,8 @@ class PlanProgress(keras.callbacks.Callback):
         self.log(f"[plan] {phase} epoch: {self.per_epoch[phase]:.1f} s (first epoch)")
         if phase == "finetune":
             self.log(f"[plan] estimated time of all {len(self.plan)} variants: "
-                     f"{self.estimate() / 60:.1f} min (upper bound)")
+                     f"{self.estimate() / 60:.1f} min of epochs (building, evaluating and "
+                     "saving each run come on top)")
 
     def estimate(self) -> float:
         """Seconds for the whole plan: the first variant's measured epochs, scaled by each
