@@ -509,8 +509,9 @@ assert [p for _, p in ranking] == sorted((p for _, p in ranking), reverse=True)
 # </details>
 
 # %% [markdown]
-# **2. The cheat.** Fit the temperature on the *test* set instead and compare the test ECE with
-# the honest one. Why is this number not a fair report of how well the model is calibrated?
+# **2. The cheat.** Fit the temperature on the *test* set instead and compare the test loss
+# (negative log-likelihood, which the temperature is fitted to minimise) and the test ECE with the
+# honest ones. Why are these numbers not a fair report of how well the model is calibrated?
 
 # %% [markdown]
 # <details><summary>Solution</summary>
@@ -518,15 +519,19 @@ assert [p for _, p in ranking] == sorted((p for _, p in ranking), reverse=True)
 # ```python
 # cheat = fit_temperature(probabilities, y_test)
 # print(f"T fitted on validation {temperature:.3f}, on test {cheat:.3f}")
-# print("test ECE, honest:", expected_calibration_error(test_scaled, y_test))
 # cheat_scaled = apply_temperature(probabilities, cheat)
-# print("test ECE, cheat: ", expected_calibration_error(cheat_scaled, y_test))
+# for name, scaled in (("honest", test_scaled), ("cheat", cheat_scaled)):
+#     print(f"{name:>6}: test NLL {negative_log_likelihood(scaled, y_test):.4f}, "
+#           f"test ECE {expected_calibration_error(scaled, y_test):.4f}")
 # ```
 #
-# T fitted on the test set is tuned to the very images it is judged on, so its score is
-# optimistic: new images, which the fit never saw, will on average be calibrated worse. It is a
-# single number, so the difference is small on 10,000 images — but on 100 it can be large, and the
-# habit of touching the test set grows into bigger mistakes (choosing models, epochs, thresholds).
+# T fitted on the test set is tuned to the very images it is judged on: no temperature gives
+# those images a lower NLL, so that number is optimistic, and new images, which the fit never
+# saw, will on average do worse. ECE is not what the fit minimises, so the cheat need not improve
+# it: on a small test set it can even come out worse, which shows how noisy the ECE of a few
+# hundred images is. One number is fitted, so the difference is small on 10,000 images, but on
+# 100 it can be large, and the habit of touching the test set grows into bigger mistakes
+# (choosing models, epochs, thresholds).
 # </details>
 
 # %% [markdown]

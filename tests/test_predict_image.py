@@ -120,11 +120,47 @@ def test_arrays_grey_rgba_and_ready_sized_are_accepted(tiny_model):
     assert prepare_image(grey, (32, 32)).shape == (32, 32, 3)
     rgba = np.zeros((32, 32, 4), dtype=np.uint8)
     rgba[..., 1] = 200
+    rgba[:, :16, 3] = 255  # left half opaque green, right half transparent
     ready = prepare_image(rgba, (32, 32))
-    assert ready.shape == (32, 32, 3) and np.all(ready[..., 1] == 200)
+    assert ready.shape == (32, 32, 3) and np.all(ready[:, :16] == (0, 200, 0))
+    assert np.all(ready[:, 16:] == 255)  # white, as a viewer shows it
     assert len(classify_image(tiny_model, rgba, CLASS_NAMES, top=5)) == 5
     with pytest.raises(ValueError):
         prepare_image(np.zeros((4, 4, 2)), (32, 32))
+
+
+def test_a_transparent_png_is_seen_on_white_whatever_hides_under_it(tmp_path):
+    pixels = np.zeros((40, 40, 4), dtype=np.uint8)  # transparent black around...
+    pixels[10:30, 10:30] = (255, 0, 0, 255)  # ...an opaque red square
+    Image.fromarray(pixels).save(tmp_path / "cut-out.png")
+    Image.fromarray(pixels).convert("P").save(tmp_path / "palette.png", transparency=0)
+    for name in ("cut-out.png", "palette.png"):  # alpha channel; a palette's transparent colour
+        image = read_image_file(tmp_path / name, (32, 32))
+        assert image[0, 0].tolist() == [255, 255, 255] and image[20, 20].tolist() == [255, 0, 0]
+
+
+def test_pixels_in_0_to_1_are_refused_with_what_to_do(tmp_path):
+    Image.fromarray(np.full((8, 8, 3), 200, dtype=np.uint8)).save(tmp_path / "x.png")
+    with pytest.raises(ValueError, match="0-1 .*multiply by 255"):
+        prepare_image(plt.imread(tmp_path / "x.png"), (32, 32))
+    assert prepare_image(plt.imread(tmp_path / "x.png") * 255, (32, 32)).max() == 200
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupted"])
+def test_a_damaged_file_names_itself_and_the_likely_cause(tmp_path, damage):
+    path = tmp_path / "upload.jpg"
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 3] if damage == "truncated"
+                     else data[:600] + bytes(len(data) - 600))
+    with pytest.raises(ValueError, match=r"upload\.jpg' is damaged or incomplete"):
+        prepare_image(path, (32, 32))
+
+
+def test_a_path_with_a_tilde_is_read_from_home(tmp_path, monkeypatch, png_file):
+    monkeypatch.setenv("HOME", str(png_file.parent))
+    assert prepare_image(f"~/{png_file.name}", (32, 32)).shape == (32, 32, 3)
 
 
 def test_top_classes_are_sorted_and_named():

@@ -19,24 +19,37 @@ def model_image_size(model: keras.Model) -> tuple[int, int]:
 
 
 def read_image_file(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
-    """A picture file's pixels as float32 RGB 0-255, upright as a photo viewer shows it, and
-    shrunk (by whole factors, averaging) to no less than 4x `size` to spare memory.
-
-    Phones store many photos sideways with an EXIF orientation tag; `exif_transpose` applies it.
-    """
+    """A picture file's pixels as float32 RGB 0-255, upright as a photo viewer shows it,
+    transparent parts white (as a viewer shows them), and shrunk (by whole factors, averaging)
+    to no less than 4x `size` to spare memory."""
     least = 4 * max(size)
-    try:
-        with Image.open(path) as opened:
-            opened.draft("RGB", (least, least))  # a JPEG is decoded at a fraction of its size
-            picture = ImageOps.exif_transpose(opened)
-    except UnidentifiedImageError:
-        raise ValueError(f"cannot read {os.fspath(path)!r} as an image: use a JPEG or PNG file "
-                         "(phone HEIC photos must be converted first)") from None
+    picture = open_upright(os.path.expanduser(os.fspath(path)), least)
     wide = picture.mode.startswith("I")  # 16-bit greyscale: 0-65535
+    if not wide and ("A" in picture.getbands() or "transparency" in picture.info):
+        picture = Image.alpha_composite(Image.new("RGBA", picture.size, "white"),
+                                        picture.convert("RGBA"))
     picture = picture.convert("I" if wide else "RGB")
     factor = min(picture.size) // least
     pixels = np.asarray(picture.reduce(factor) if factor > 1 else picture, dtype=np.float32)
     return np.repeat(pixels[..., None] / 257.0, 3, axis=-1) if wide else pixels
+
+
+def open_upright(path: str, least: int) -> Image.Image:
+    """The decoded picture, turned as its EXIF orientation says (phones store many photos
+    sideways), or a ValueError saying why the file cannot be used."""
+    try:
+        with Image.open(path) as opened:
+            opened.draft("RGB", (least, least))  # a JPEG is decoded at a fraction of its size
+            picture = ImageOps.exif_transpose(opened)
+            picture.load()
+    except UnidentifiedImageError:
+        raise ValueError(f"cannot read {path!r} as an image: use a JPEG or PNG file "
+                         "(phone HEIC photos must be converted first)") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except OSError as exc:  # decoding failed: a truncated or damaged file
+        raise ValueError(f"{path!r} is damaged or incomplete (a cut-off upload?): {exc}") from None
+    return picture
 
 
 def prepare_image(path_or_array: str | os.PathLike | np.ndarray,
@@ -49,12 +62,17 @@ def prepare_image(path_or_array: str | os.PathLike | np.ndarray,
     """
     if isinstance(path_or_array, (str, os.PathLike)):
         path_or_array = read_image_file(path_or_array, size)
+    elif np.asarray(path_or_array).dtype.kind == "f" and np.max(path_or_array, initial=0) <= 1:
+        raise ValueError("these pixels lie in 0-1 (plt.imread gives such floats for a PNG); the "
+                         "model takes 0-255: multiply by 255, or pass the file's path")
     array = np.asarray(path_or_array, dtype=np.float32)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
     if array.ndim != 3 or array.shape[-1] not in (3, 4):
         raise ValueError(f"expected an image (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
-    array = array[..., :3]
+    if array.shape[-1] == 4:  # transparent parts white, as a viewer shows them
+        opacity = array[..., 3:] / 255.0
+        array = array[..., :3] * opacity + 255.0 * (1.0 - opacity)
     if array.shape[:2] != tuple(size):
         array = keras.ops.convert_to_numpy(keras.ops.image.resize(
             array, size, interpolation="bilinear", antialias=True, crop_to_aspect_ratio=True))
