@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import pickle
 import warnings
 from pathlib import Path
@@ -188,8 +189,9 @@ def extract_advice(archive: Path) -> str:
     """How to extract an archive where `--data auto` finds it (not beside it: a Kaggle input is
     read-only)."""
     target = keras_cifar10_dirs()[0].parent
-    return (f"extract it into Keras' cache first (mkdir -p {target} && tar xzf "
-            f"{archive.resolve()} -C {target}), then --data auto or keras reads it")
+    target, archive = shlex.quote(str(target)), shlex.quote(str(archive.resolve()))
+    return (f"extract it into Keras' cache first (mkdir -p {target} && tar xzf {archive} -C "
+            f"{target}), then --data auto or keras reads it")
 
 
 def load_batches_dir(directory: str | os.PathLike, source: str | None = None) -> CifarData:

@@ -29,6 +29,11 @@ class OutputError(CifarHelpersError):
     """The output folder cannot be created or written."""
 
 
+class FallbackRefusedError(OutputError):
+    """A run folder holds phases made with real data or weights, which 'auto' fell back from
+    here: training would replace them, so the folder is refused."""
+
+
 class TrainingError(CifarHelpersError):
     """Training diverged (NaN or infinite loss) or cannot continue."""
 

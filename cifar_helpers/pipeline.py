@@ -225,7 +225,8 @@ class Pipeline:
         c = self.config
         return (f"out of memory while training the '{phase}' phase (batch size {c.batch_size}, "
                 f"image size {c.image_size}): lower --batch-size or --image-size (batch_size= "
-                "or image_size= in load_config) and run again; finished phases are kept")
+                "or image_size= in load_config) and run again; both shape phase 1, so both "
+                "phases train again with the new value")
 
     def _on_cached_features(self, phase: str) -> bool:
         """Whether this phase is phase 1 on cached base features (seconds: it has no backups)."""

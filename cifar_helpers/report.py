@@ -36,8 +36,10 @@ def render_report(metrics: dict, evaluation: Evaluation) -> str:
 
 def changed_settings(metrics: dict) -> str:
     """The settings that shape a run and differ from its profile's, e.g. 'image_size=64'."""
-    from .config import fingerprint, load_config
+    from .config import PROFILE_ALIASES, PROFILES, fingerprint, load_config
 
+    if metrics["profile"] not in {*PROFILES, *PROFILE_ALIASES}:  # a Config made by hand
+        return f"not compared (no profile {metrics['profile']!r})"
     profile = fingerprint(load_config(metrics["profile"], environ={}))
     changed = [f"{name}={metrics['config'][name]}" for name, value in profile.items()
                if metrics["config"].get(name, value) != value]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Config, fingerprint, with_new_defaults
-from .errors import OutputError, WeightsError
+from .errors import FallbackRefusedError, OutputError, WeightsError
 from .files import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ class RunStore:
             made = " and ".join(f"{key} {was.get(key)!r}" for key in fallen)
             here = " and ".join(f"{key} to {self.resolved[key]!r}" for key in fallen)
             explicit = " and ".join(f"{key} to {FALLBACK_KEYWORDS[key]}" for key in fallen)
-            raise OutputError(
+            raise FallbackRefusedError(
                 f"{self.folder} holds the '{phase}' phase made with {made}, but here 'auto' fell "
                 f"back: {here} (the warnings above say why), so training would replace it. Do "
                 f"what those warnings say and run again; or set {explicit} to replace the "

@@ -433,7 +433,8 @@ print(describe_plan(base_config, CHOSEN))
 # (those that shape what it computes; not where its files lie) is loaded instead of trained again
 # (handy after a disconnect; `run_study` itself resumes an interrupted run from its last finished
 # epoch), unless its inputs differ from what they are now: a run made while `auto` fell back to
-# the sample or to random weights is trained again once the real data and weights are there.
+# the sample or to random weights is trained again once the real data and weights are there (and
+# a run made with them is shown, not replaced, where they are missing).
 
 # %%
 QUIET = PLAN_SIZE == "shrunk"

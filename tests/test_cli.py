@@ -71,6 +71,9 @@ def test_the_report_names_a_scratch_control_and_the_settings_it_changed(quick_ru
     assert first_lines[0] == "# CIFAR-10 scratch control (no transfer) (quick profile)"
     assert ("- Settings changed from the profile: recipe=scratch, train_limit=200, test_limit=50, "
             "image_size=64") in first_lines  # in Config's order
+    metrics["profile"] = "mine"  # a Config made by hand: the report is still written
+    assert "- Settings changed from the profile: not compared (no profile 'mine')" in (
+        render_report(metrics, evaluation).splitlines())
 
 
 def study_again_without_training(out, test_limit=50):

@@ -104,16 +104,16 @@ def test_missing_files_and_folders_are_reported(canonical, tmp_path):
 def test_an_archive_or_the_folder_around_the_batches_says_what_to_pass(canonical, tmp_path,
                                                                        monkeypatch):
     folder, arrays = canonical
-    inputs = tmp_path / "input"  # a Kaggle dataset holding only the archive (read-only there)
+    inputs = tmp_path / "my input"  # a Kaggle dataset holding only the archive (read-only there)
     inputs.mkdir()
     with tarfile.open(inputs / "cifar-10-python.tar.gz", "w:gz") as archive:
         archive.add(folder, arcname="cifar-10-batches-py")
-    monkeypatch.setattr(data, "keras_home", lambda: tmp_path / "keras-home")
+    monkeypatch.setattr(data, "keras_home", lambda: tmp_path / "keras home")
     for given in (inputs / "cifar-10-python.tar.gz", inputs):
         with pytest.raises(DataError, match="extract it into Keras' cache") as refused:
             load_cifar10(str(given))
     command = re.search(r"\((mkdir .*)\), then", str(refused.value)).group(1)
-    subprocess.run(command, shell=True, check=True)  # the advice, as a student would paste it
+    subprocess.run(command, shell=True, check=True, cwd=inputs)  # pasted, from any folder
     assert np.array_equal(load_cifar10("keras").x_test, arrays["test_batch"][0])
     parent = tmp_path / "extracted"
     shutil.copytree(folder, parent / "cifar-10-batches-py")

@@ -5,7 +5,9 @@ import json
 
 import pytest
 from cifar_files import write_canonical_dir
+from test_pipeline import recorded_weights, weights_unavailable
 
+from cifar_helpers import model as model_module
 from cifar_helpers.config import load_config, validate
 from cifar_helpers.lessons.plan import (DEFAULT_PLAN, SESSION, VARIANTS, PlanProgress,
                                         describe_plan, finished_metrics, plan_base,
@@ -73,7 +75,7 @@ def test_progress_estimates_the_plan_from_the_first_variants_epochs(tmp_path):
     assert len(lines) == 3 and "estimated time of all 2 variants" in lines[-1]
 
 
-def test_finished_metrics_only_for_the_same_settings_and_inputs(tmp_path):
+def test_finished_metrics_only_for_the_same_settings_and_inputs(tmp_path, monkeypatch):
     """Loaded only where run_study would keep the run: not after a seed change, nor once the data
     (or weights) resolve to something else than the run was made with (a fallback, say)."""
     config = load_config("quick", environ={}, train_limit=100, test_limit=20,
@@ -84,6 +86,14 @@ def test_finished_metrics_only_for_the_same_settings_and_inputs(tmp_path):
     assert finished_metrics(dataclasses.replace(config, seed=1)) is None
     # how long a download may take does not change what it computed
     assert finished_metrics(dataclasses.replace(config, download_timeout=20.0)) is not None
+    # made with ImageNet weights, which 'auto' falls back from here: its real results are shown
+    recorded_weights(tmp_path / "run", "imagenet")
+    monkeypatch.setattr(model_module, "resolve_weights", weights_unavailable)
+    lines = []
+    shown = finished_metrics(dataclasses.replace(config, weights="auto"), lines.append)
+    assert shown["test_accuracy"] == trained["test_accuracy"], lines
+    assert any("showing its recorded results" in line for line in lines), lines
+    monkeypatch.undo()
     real_data, _ = write_canonical_dir(tmp_path)
     lines = []
     assert finished_metrics(dataclasses.replace(config, data=str(real_data)), lines.append) is None

@@ -125,8 +125,9 @@ def test_arrays_grey_rgba_and_ready_sized_are_accepted(tiny_model):
     assert ready.shape == (32, 32, 3) and np.all(ready[:, :16] == (0, 200, 0))
     assert np.all(ready[:, 16:] == 255)  # white, as a viewer shows it
     assert len(classify_image(tiny_model, rgba, CLASS_NAMES, top=5)) == 5
-    with pytest.raises(ValueError):
-        prepare_image(np.zeros((4, 4, 2)), (32, 32))
+    with pytest.raises(ValueError, match="expected an image"):
+        prepare_image(np.zeros((4, 4, 2), dtype=np.uint8), (32, 32))
+    assert prepare_image(np.zeros((8, 8, 3)), (32, 32)).max() == 0  # black in any scale
 
 
 def test_a_transparent_png_is_seen_on_white_whatever_hides_under_it(tmp_path):

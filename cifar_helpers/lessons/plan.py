@@ -16,6 +16,7 @@ import keras
 
 from ..compare import load_finished_run
 from ..config import Config
+from ..errors import FallbackRefusedError
 from ..pipeline import Pipeline
 from ..report import RESULT_MARKER
 from ..run_store import PHASES
@@ -101,7 +102,12 @@ def finished_metrics(config: Config, log: Callable[[str], None] = print) -> dict
     keeps both its phases here (what data, weights and devices resolve to now, as `run_study`)."""
     if not finished_with(Path(config.out) / RESULT_MARKER, config):
         return None
-    kept = Pipeline(config, log).store.finished  # a run made on a fallback is not kept
+    try:
+        kept = Pipeline(config, log).store.finished  # a run made on a fallback is not kept
+    except FallbackRefusedError:  # made with the real inputs, which 'auto' fell back from here
+        log(f"{config.out}: made with the real data or weights (see the warnings above), which "
+            "are missing here: showing its recorded results")
+        return load_finished_run(config.out)
     return load_finished_run(config.out) if set(kept) == set(PHASES) else None
 
 

@@ -20,8 +20,8 @@ def model_image_size(model: keras.Model) -> tuple[int, int]:
 
 def read_image_file(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     """A picture file's pixels as float32 RGB 0-255, upright as a photo viewer shows it,
-    transparent parts white (as a viewer shows them), and shrunk (by whole factors, averaging)
-    to no less than 4x `size` to spare memory."""
+    transparent parts white (as a viewer shows them; not in 16-bit grey files), and shrunk (by
+    whole factors, averaging) to no less than 4x `size` to spare memory."""
     least = 4 * max(size)
     picture = open_upright(os.path.expanduser(os.fspath(path)), least)
     wide = picture.mode.startswith("I")  # 16-bit greyscale: 0-65535
@@ -62,7 +62,7 @@ def prepare_image(path_or_array: str | os.PathLike | np.ndarray,
     """
     if isinstance(path_or_array, (str, os.PathLike)):
         path_or_array = read_image_file(path_or_array, size)
-    elif np.asarray(path_or_array).dtype.kind == "f" and np.max(path_or_array, initial=0) <= 1:
+    elif np.asarray(path_or_array).dtype.kind == "f" and 0 < np.max(path_or_array, initial=0) <= 1:
         raise ValueError("these pixels lie in 0-1 (plt.imread gives such floats for a PNG); the "
                          "model takes 0-255: multiply by 255, or pass the file's path")
     array = np.asarray(path_or_array, dtype=np.float32)
