@@ -136,7 +136,7 @@ class RunStore:
         now = {**settings, **self.resolved}
         was = {**with_new_defaults(entry.get("settings") or {}, settings),
                **entry.get("resolved", {})}
-        keys = [k for k in now if not resolved_matches(k, was.get(k), now[k])]
+        keys = [k for k in {**was, **now} if not resolved_matches(k, was.get(k), now.get(k))]
         self._refuse_replacing_by_fallback(phase, [k for k in keys if k in self.fell_back], was)
         changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in keys]
         if changed:

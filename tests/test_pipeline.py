@@ -512,6 +512,13 @@ def test_a_setting_added_since_a_phase_was_recorded_counts_as_its_default(tmp_pa
     smoothed = dataclasses.replace(config, label_smoothing=0.1)
     reopened = RunStore.open(tmp_path, smoothed, {"data": "sample"})
     assert reopened.finished == {} and "label_smoothing 0.0 -> 0.1" in reopened.notes[0]
+    recorded["old_setting"] = 1  # a setting removed since: not kept, and said why
+    store = RunStore.open(tmp_path, config, {"data": "sample"})
+    store.finished["head"] = {"settings": recorded, "resolved": {"data": "sample"}, "record": {}}
+    store.save()
+    store.model_file("head").write_bytes(b"a saved model")
+    reopened = RunStore.open(tmp_path, config, {"data": "sample"})
+    assert reopened.finished == {} and "old_setting 1 -> None" in reopened.notes[0]
 
 
 def test_a_fallback_keeps_the_phases_it_made_itself(fast_copy, monkeypatch):
