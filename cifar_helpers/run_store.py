@@ -124,18 +124,19 @@ class RunStore:
 
     def _made_here(self, entry: dict, phase: str) -> bool:
         """Whether a recorded phase was made with this run's settings and resolved inputs."""
-        settings = self.settings(phase)
-        return (with_new_defaults(entry.get("settings") or {}, settings) == settings
+        return (self._recorded_settings(entry, phase) == self.settings(phase)
                 and same_resolved(entry.get("resolved", {}), self.resolved))
+
+    def _recorded_settings(self, entry: dict, phase: str) -> dict:
+        """A recorded phase's settings, each setting added to Config since at its default."""
+        return with_new_defaults(entry.get("settings") or {}, self.settings(phase))
 
     def _note_unkept(self, entry: dict | None, phase: str) -> None:
         """Say which recorded settings or resolved inputs (devices, weights...) changed."""
         if not entry:
             return
-        settings = self.settings(phase)
-        now = {**settings, **self.resolved}
-        was = {**with_new_defaults(entry.get("settings") or {}, settings),
-               **entry.get("resolved", {})}
+        now = {**self.settings(phase), **self.resolved}
+        was = {**self._recorded_settings(entry, phase), **entry.get("resolved", {})}
         keys = [k for k in {**was, **now} if not resolved_matches(k, was.get(k), now.get(k))]
         self._refuse_replacing_by_fallback(phase, [k for k in keys if k in self.fell_back], was)
         changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in keys]
