@@ -59,13 +59,20 @@ def seconds_per_epoch(phase: dict | None) -> float:
     return phase["seconds"] / epochs if epochs else math.nan
 
 
+def trained_precisions(metrics: dict) -> list[str]:
+    """The precisions the phases trained in (a phase may have been trained on another machine),
+    else the run's."""
+    recorded = [phase.get("precision") for phase in metrics.get("phases", {}).values()]
+    return list(dict.fromkeys(p for p in recorded if p)) or [str(metrics.get("precision"))]
+
+
 def compared_settings(metrics: dict) -> dict:
     """A run's settings, plus what its 'auto' settings became: data and weights (a fallback can
     change them), precision, fast ops and devices (which explain its time)."""
     settings = with_new_defaults(metrics["config"], (f.name for f in fields(Config)))
     return {**settings, "data used": metrics.get("data", {}).get("used"),
             "weights used": metrics.get("weights", {}).get("used"),
-            "precision used": metrics.get("precision"),
+            "precision used": " + ".join(trained_precisions(metrics)),
             "fast ops used": metrics.get("fast_ops", {}).get("used"),
             "devices used": ", ".join(name.rsplit("device:", 1)[-1]  # 'GPU:0, GPU:1'
                                       for name in metrics.get("devices", {}).get("devices", []))}

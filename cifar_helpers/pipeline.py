@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import Config, validate
 from .errors import LossNotFiniteError, TrainingError
-from .run_store import PHASES, RunStore, later_phases
+from .run_store import PHASES, RunStore, later_phases, write_failures_as_output_errors
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -147,11 +147,15 @@ class Pipeline:
         """
         wanted = PHASES[:PHASES.index(upto) + 1]
         if restart_from and upto in self.store.finished:
+            self.log(f"{self.store.folder} holds the finished '{restart_from}' phase with these "
+                     f"settings: training it again (restart_from), which replaces it and any "
+                     "later phase")
             self.store.restart_from(restart_from)
             if self.model_state in later_phases(restart_from):
                 self.model = None  # it holds weights trained after the restart point
         self.resumed = bool(self.store.finished or self.store.in_progress)
-        with self.strategy.scope():  # every variable (model, optimizer, restored state) mirrored
+        # In the strategy's scope every variable (model, optimizer, restored state) is mirrored.
+        with write_failures_as_output_errors(self.store.folder), self.strategy.scope():
             self._restore_finished(wanted)
             for phase in wanted:
                 if phase in self.store.finished:

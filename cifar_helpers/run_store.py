@@ -13,16 +13,19 @@ Layout of a run folder (`config.out`):
 
 A phase is reused only when the settings that shape it are those of the run asking for it
 (`config.fingerprint`: phase 1 depends on the 'training' settings, phase 2 also on 'finetune'),
-and what 'auto' settings resolved to is the same too (data source, weights, precision; and the
-Keras version, which writes the saved models): a phase trained offline on random weights is not
-reused once ImageNet weights are there. A Keras update within 3.x keeps the phases (Colab updates
-Keras during a course); an older Keras than the one that saved them cannot load them, so there the
-phases are trained again. State made with real data or weights is never replaced by a run on what
+and what 'auto' settings resolved to is the same too (data source, weights; and the Keras
+version, which writes the saved models): a phase trained offline on random weights is not
+reused once ImageNet weights are there. How this machine runs (`MACHINE_KEYS`: precision, fast
+ops, devices) must match only to resume a phase in progress; a finished one is loaded anyway.
+Opening deletes nothing: state not kept is removed when a phase starts training. A Keras update
+within 3.x keeps the phases (Colab updates Keras during a course); an older Keras than the one
+that saved them cannot load them, so there the phases are trained again. State made with real data or weights is never replaced by a run on what
 'auto' fell back to here (the sample, no weights): that folder is refused with what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -30,7 +33,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from .config import Config, fingerprint, with_new_defaults
 from .errors import FallbackRefusedError, OutputError, WeightsError
@@ -51,10 +54,17 @@ STORE_NAMES = {*MODEL_FILES.values(), LOG_FILE, *RESULT_FILES, "features",
                *(f"backup_{phase}" for phase in PHASES)}
 
 
-def same_resolved(recorded: dict, current: dict) -> bool:
-    """Whether recorded resolved inputs are those of now (`resolved_matches`, key by key)."""
+# How this machine runs 'auto' settings: a finished phase made otherwise holds the same trained
+# model, so it is loaded; a phase in progress there starts again (its backup's optimizer state
+# depends on them: a loss-scale optimizer for float16, the fused Adam, mirrored variables).
+MACHINE_KEYS = ("precision", "fast_ops", "distribute", "replicas")
+
+
+def same_resolved(recorded: dict, current: dict, ignored: tuple[str, ...] = ()) -> bool:
+    """Whether recorded resolved inputs are those of now (`resolved_matches`, key by key),
+    apart from the `ignored` keys."""
     return recorded.keys() == current.keys() and all(
-        resolved_matches(key, recorded[key], current[key]) for key in current)
+        key in ignored or resolved_matches(key, recorded[key], current[key]) for key in current)
 
 
 def resolved_matches(key: str, recorded: object, current: object) -> bool:
@@ -96,12 +106,16 @@ class RunStore:
     def open(cls, folder: str | Path, config: Config, resolved: dict | None = None,
              fell_back: tuple[str, ...] = ()) -> RunStore:
         """Open the run folder (writable: `check_writable`), keeping only the state made with
-        these settings and resolved inputs; state that a fallback would replace is refused."""
+        these settings and resolved inputs; state that a fallback would replace is refused.
+
+        Nothing is deleted here: state not kept stays on disk until a phase trains (`start`), so
+        opening a run with other settings, e.g. to look at it, loses nothing.
+        """
         store = cls(Path(folder), config, resolved or {}, fell_back=tuple(fell_back))
         saved = store._read_manifest()
         for phase in PHASES:
             entry = saved.get("finished", {}).get(phase)
-            if not (entry and store._made_here(entry, phase)):
+            if not (entry and store._made_here(entry, phase, ignored=MACHINE_KEYS)):
                 store._note_unkept(entry, phase)
                 break
             if not store.model_file(phase).exists():
@@ -109,6 +123,7 @@ class RunStore:
                                    "phase (and any later one) is trained again")
                 break
             store.finished[phase] = entry
+            store._note_made_elsewhere(entry, phase)
         unkept = [phase for phase in PHASES if phase not in store.finished]
         current = saved.get("in_progress")
         if unkept and current and current.get("phase") == unkept[0]:
@@ -117,15 +132,24 @@ class RunStore:
                 unkept = unkept[1:]
             else:
                 store._note_unkept(current, unkept[0])
-        if unkept:
-            store._discard(unkept[0])
-        store.save()
+        if not saved:
+            store.save()  # a new run folder
         return store
 
-    def _made_here(self, entry: dict, phase: str) -> bool:
-        """Whether a recorded phase was made with this run's settings and resolved inputs."""
+    def _made_here(self, entry: dict, phase: str, ignored: tuple[str, ...] = ()) -> bool:
+        """Whether a recorded phase was made with this run's settings and resolved inputs
+        (apart from the `ignored` ones)."""
         return (self._recorded_settings(entry, phase) == self.settings(phase)
-                and same_resolved(entry.get("resolved", {}), self.resolved))
+                and same_resolved(entry.get("resolved", {}), self.resolved, ignored))
+
+    def _note_made_elsewhere(self, entry: dict, phase: str) -> None:
+        """Say that a finished phase loaded here was trained on another kind of machine."""
+        was = entry.get("resolved", {})
+        changed = [f"{key} {was.get(key)!r} (here {self.resolved.get(key)!r})"
+                   for key in MACHINE_KEYS if was.get(key) != self.resolved.get(key)]
+        if changed:
+            self.notes.append(f"{self.folder}: the finished '{phase}' phase was trained with "
+                              f"{', '.join(changed)}: it is loaded as it is")
 
     def _recorded_settings(self, entry: dict, phase: str) -> dict:
         """A recorded phase's settings, each setting added to Config since at its default."""
@@ -142,7 +166,10 @@ class RunStore:
         changed = [f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in keys]
         if changed:
             self.notes.append(f"{self.folder}: the recorded '{phase}' phase (and any later one) "
-                              f"is trained again, because {'; '.join(changed)}")
+                              f"is trained again, because {'; '.join(changed)}. Training "
+                              "replaces its files; to use them instead, run with the settings "
+                              "(and on the kind of machine) they were made with, or train into "
+                              "another folder (--out, or out= in load_config)")
 
     def _refuse_replacing_by_fallback(self, phase: str, fallen: list[str], was: dict) -> None:
         """A phase made with real data or weights is not replaced by one on what 'auto' fell
@@ -269,6 +296,22 @@ class RunStore:
         end of phase `upto`."""
         last = self.config.epochs_head if upto == "head" else self.config.total_epochs
         return history_from_log(self.log_file, self.config.epochs_head, last)
+
+
+@contextlib.contextmanager
+def write_failures_as_output_errors(folder: Path) -> Iterator[None]:
+    """A failed write while training or saving (a full disk, say) becomes one clear OutputError.
+
+    Data and model files are read before and raise their own errors, so an OSError here is about
+    writing checkpoints or results; the training state in the run folder is kept for a resume.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"could not write to {folder}: {exc.strerror or exc}; the training "
+                          "state is kept there: free some space (in Google Drive, also empty its "
+                          "trash) and run again (the same command, or the notebook from the "
+                          "top) to resume from the last finished epoch") from None
 
 
 def check_writable(folder: Path) -> None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import platform
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from .config import Config, fingerprint, with_new_defaults
-from .errors import OutputError
+from .run_store import write_failures_as_output_errors
 
 if TYPE_CHECKING:
     import keras
@@ -70,21 +69,6 @@ def build_metrics(pipeline: Pipeline, evaluation: Evaluation, seconds: float) ->
     }
 
 
-@contextlib.contextmanager
-def _write_failures_as_output_errors(folder: Path) -> Iterator[None]:
-    """A failed write while training or saving (a full disk, say) becomes one clear OutputError.
-
-    Data and model files are read earlier and raise their own errors, so an OSError here is about
-    writing checkpoints or results; the training state in the run folder is kept for a resume.
-    """
-    try:
-        yield
-    except OSError as exc:
-        raise OutputError(f"could not write to {folder}: {exc.strerror or exc}; the training "
-                          "state is kept there: free some space and run the same command "
-                          "again to resume") from None
-
-
 def finished_with(metrics_file: Path, config: Config) -> bool:
     """Whether a run's results were computed with every setting of `config` that shapes them.
 
@@ -116,7 +100,7 @@ def run_study(config: Config, log: Callable[[str], None] = print,
     pipeline = Pipeline(config, log, verbose, callbacks)
     folder = pipeline.store.folder
     try:
-        with _write_failures_as_output_errors(folder):
+        with write_failures_as_output_errors(folder):
             finished = finished_with(folder / RESULT_MARKER, config)  # else resume or evaluate
             if finished:
                 log(f"{folder} holds a finished run with these settings: training both phases "

@@ -100,12 +100,20 @@ def test_a_run_stopped_after_phase_2_only_evaluates_when_run_again(quick_run, tm
 
 
 def test_a_finished_run_asked_for_another_test_subset_is_only_evaluated_again(quick_run,
-                                                                              tmp_path):
+                                                                              tmp_path,
+                                                                              monkeypatch):
+    from cifar_helpers import study
+
     out = shutil.copytree(quick_run[1], tmp_path / "results")
+    clock = iter([1000.0, 1012.5])  # run_study's start, then its time at build_metrics
+    monkeypatch.setattr(study, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     metrics = study_again_without_training(out, test_limit=100)
     assert metrics["data"]["test_images"] == 100
     trained = sum(phase["seconds"] for phase in metrics["phases"].values())
-    assert trained < metrics["total_seconds"]  # the phases' training time counts in the total
+    first = json.loads((quick_run[1] / "metrics.json").read_text())["phases"]
+    assert trained == sum(phase["seconds"] for phase in first.values()) > 0  # loaded, as recorded
+    # The phases' recorded seconds plus this call's 12.5 s; nothing was trained in this call.
+    assert metrics["total_seconds"] == round(trained + 12.5, 2)
 
 
 def test_a_finished_run_with_the_same_settings_says_it_is_trained_again(quick_run, tmp_path,
@@ -147,6 +155,26 @@ def run_cli(args, capsys):
     code = cli.main(args)
     captured = capsys.readouterr()
     return code, captured.err.strip()
+
+
+def test_ctrl_c_during_a_run_exits_130_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    from cifar_helpers import study
+
+    started = []
+
+    def interrupted(config, log):
+        started.append(config)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(study, "run_study", interrupted)
+    try:
+        code, err = run_cli(["train", "--profile", "quick", "--out", str(tmp_path / "out")],
+                            capsys)
+    except KeyboardInterrupt:  # escaping, it would stop the whole test session
+        pytest.fail("Ctrl-C escaped cli.main instead of ending it with exit status 130")
+    assert [(config.profile, config.out) for config in started] == [("quick",
+                                                                     str(tmp_path / "out"))]
+    assert code == 130
+    assert err == "error: interrupted; run the same command again to resume"  # no traceback
 
 
 def test_bad_argument_is_one_line_without_traceback(capsys):
@@ -314,6 +342,11 @@ def test_compare_shows_the_precision_and_devices_a_run_used_not_its_download_tim
     header, _, gpu_row = capsys.readouterr().out.strip().splitlines()
     assert header.endswith("precision used  devices used") and "download_timeout" not in header
     assert gpu_row.endswith("mixed_float16   GPU:0, GPU:1"), gpu_row
+    metrics["phases"]["head"]["precision"] = "mixed_float16"
+    metrics["phases"]["finetune"]["precision"] = "float32"  # phase 2 trained on a CPU later
+    (gpu / "metrics.json").write_text(json.dumps(metrics))
+    assert cli.main(["compare", str(cpu), str(gpu)]) == 0
+    assert "mixed_float16 + float32" in capsys.readouterr().out.strip().splitlines()[-1]
 
 
 def test_compare_of_an_unfinished_run_says_how_to_finish_it(tmp_path, capsys):

@@ -102,18 +102,18 @@ def test_mixed_float16_with_loss_scaling_trains_on_two_replicas(runs, tmp_path):
                                rtol=5e-3)  # float16 rounding: 0.16 % apart on our test machine
 
 
-def test_a_run_on_other_devices_is_trained_again_and_the_log_says_why(tmp_path):
+def test_a_phase_interrupted_on_other_devices_starts_again_and_the_log_says_why(tmp_path):
+    """Its backup holds mirrored optimizer state; a finished phase is loaded (test_pipeline)."""
     config = load_config("quick", environ={}, out=str(tmp_path))
     two = {"distribute": "mirrored", "replicas": 2}
-    store = RunStore.open(tmp_path, config, two)
-    store.finished["head"] = {"settings": store.settings("head"), "resolved": two, "record": {}}
-    store.save()
-    store.model_file("head").write_bytes(b"a saved model")
-    assert "head" in RunStore.open(tmp_path, config, two).finished
+    RunStore.open(tmp_path, config, two).start("head")
+    (tmp_path / "backup_head").mkdir()
+    assert RunStore.open(tmp_path, config, two).in_progress["phase"] == "head"
     again = RunStore.open(tmp_path, config, {"distribute": "default", "replicas": 1})
-    assert again.finished == {} and not store.model_file("head").exists()
+    assert again.in_progress is None and (tmp_path / "backup_head").exists()  # until it trains
     assert len(again.notes) == 1 and "'head' phase" in again.notes[0]
     assert "replicas 2 -> 1" in again.notes[0] and "'mirrored' -> 'default'" in again.notes[0]
+    assert not again.start("head") and not (tmp_path / "backup_head").exists()
 
 
 def test_logical_cpus_must_be_a_positive_whole_number():

@@ -319,8 +319,8 @@ def test_changed_finetune_setting_keeps_phase_one_and_retrains_phase_two(fast_ru
     lines = []
     pipeline = open_pipeline(fast_copy, lines, **{**FAST, "lr_finetune": 1e-4})
     assert set(pipeline.store.finished) == {"head"}
-    assert not (fast_copy / "model.keras").exists()
-    assert log_rows(pipeline.store.log_file) == rows[:1]  # phase 2's epoch is forgotten
+    assert (fast_copy / "model.keras").exists()  # opening deletes nothing
+    assert log_rows(pipeline.store.log_file) == rows
     model = pipeline.run("head")
     assert_same_weights(weights_by_layer(model), fast_run.after_head.weights)
     pipeline.run()
@@ -337,20 +337,25 @@ def test_changed_finetune_setting_keeps_phase_one_and_retrains_phase_two(fast_ru
                               .kernel.numpy())
 
 
-def test_changed_training_setting_discards_both_phases(fast_copy):
+def test_changed_training_setting_discards_both_phases_when_phase_one_trains(fast_copy):
     (fast_copy / "metrics.json").write_text("{}")  # results of the run about to be discarded
     pipeline = open_pipeline(fast_copy, **{**FAST, "epochs_head": 2})
-    assert not (fast_copy / "metrics.json").exists()  # no "finished" run without its model
     assert pipeline.store.finished == {} and pipeline.store.in_progress is None
+    assert (fast_copy / "model.keras").exists()  # opening deletes nothing
+    pipeline.store.start("head")
+    assert not (fast_copy / "metrics.json").exists()  # no "finished" run without its model
     assert not (fast_copy / "phase1.keras").exists() and not (fast_copy / "model.keras").exists()
     assert not (fast_copy / "training_log.csv").exists()
     assert json.loads((fast_copy / "run.json").read_text())["finished"] == {}
 
 
 def test_restarting_phase_one_starts_again_from_the_initial_weights(fast_run, fast_copy):
-    pipeline = open_pipeline(fast_copy, **FAST)
+    lines = []
+    pipeline = open_pipeline(fast_copy, lines, **FAST)
     pipeline.run()  # the model now holds the fine-tuned weights
     pipeline.run("head", restart_from="head")
+    assert any("finished 'head' phase with these settings: training it again" in line
+               for line in lines), lines
     restarted = pipeline.store.load_model("head").get_layer("conv1_conv").kernel.numpy()
     # Phase 1 freezes the base: its checkpoint's base is the initial one, as in the first run.
     np.testing.assert_array_equal(restarted, fast_run.after_head.weights["conv1_conv"][0])
@@ -521,6 +526,55 @@ def test_a_setting_added_since_a_phase_was_recorded_counts_as_its_default(tmp_pa
     assert reopened.finished == {} and "old_setting 1 -> None" in reopened.notes[0]
 
 
+def finished_run(folder, config, resolved):
+    """A run store in `folder` recording both phases as finished (model files are stand-ins)."""
+    store = RunStore.open(folder, config, resolved)
+    for phase in ("head", "finetune"):
+        store.finished[phase] = {"settings": store.settings(phase), "resolved": resolved,
+                                 "record": {}}
+        store.model_file(phase).write_bytes(b"a saved model")
+    store.save()
+    (folder / "metrics.json").write_text("{}")
+    return store
+
+
+def test_opening_a_run_with_other_settings_deletes_nothing_until_a_phase_trains(tmp_path):
+    """E.g. notebook 06 checking a variant, or a student who set batch_size in 04 only: the
+    models stay until something trains, and the old settings find them again."""
+    config = load_config("quick", environ={}, out=str(tmp_path))
+    finished_run(tmp_path, config, {"data": "sample"})
+    before = sorted(path.name for path in tmp_path.iterdir())
+    other = RunStore.open(tmp_path, dataclasses.replace(config, batch_size=16), {"data": "sample"})
+    assert other.finished == {} and "batch_size 32 -> 16" in other.notes[0]
+    assert "another folder" in other.notes[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+    assert set(RunStore.open(tmp_path, config, {"data": "sample"}).finished) == {"head",
+                                                                                 "finetune"}
+    other.start("head")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run.json"]
+    assert RunStore.open(tmp_path, config, {"data": "sample"}).finished == {}
+
+
+def test_finished_phases_trained_on_another_machine_are_loaded_as_they_are(tmp_path):
+    """A `fast` run trained on a Colab GPU (float16, no fast ops), opened on a CPU runtime when
+    the GPU quota ran out: the trained models are used, not deleted and trained again."""
+    config = load_config("quick", environ={}, out=str(tmp_path))
+    gpu = {"data": "sample", "precision": "mixed_float16", "fast_ops": False}
+    cpu = {"data": "sample", "precision": "mixed_bfloat16", "fast_ops": True}
+    finished_run(tmp_path, config, gpu)
+    store = RunStore.open(tmp_path, config, cpu)
+    assert set(store.finished) == {"head", "finetune"} and len(store.notes) == 2
+    assert "precision 'mixed_float16' (here 'mixed_bfloat16')" in store.notes[0]
+    assert "fast_ops False (here True): it is loaded as it is" in store.notes[0]
+    assert not RunStore.open(tmp_path, config, {**cpu, "data": "other"}).finished  # not data
+    store.restart_from("finetune")
+    store.start("finetune")  # interrupted on the CPU, resumed on the GPU: starts again
+    assert RunStore.open(tmp_path, config, cpu).in_progress["phase"] == "finetune"
+    on_gpu = RunStore.open(tmp_path, config, gpu)
+    assert on_gpu.in_progress is None and "precision 'mixed_bfloat16' -> 'mixed_float16'" in (
+        on_gpu.notes[-1])
+
+
 def test_a_fallback_keeps_the_phases_it_made_itself(fast_copy, monkeypatch):
     recorded_weights(fast_copy, "none")  # trained offline before: the same fallback again
     monkeypatch.setattr(model_module, "resolve_weights", weights_unavailable)
@@ -639,3 +693,20 @@ def test_resuming_mends_a_log_line_cut_off_by_a_kill(tmp_path):
     with open(log, "a") as handle:
         handle.write("1,0.7,1.0\n")  # what CSVLogger(append=True) writes next
     assert [row["epoch"] for row in log_rows(log)] == [0, 1]
+
+
+def test_a_full_disk_while_a_notebook_trains_says_what_to_do_without_a_traceback(tmp_path,
+                                                                               monkeypatch):
+    import errno
+
+    def disk_full(model, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(model_module, "save_for_inference", disk_full)
+    pipeline = open_pipeline(tmp_path / "run", epochs_head=1)
+    with pytest.raises(OutputError) as raised:
+        pipeline.run("head")  # as notebook 03 calls it
+    message = str(raised.value)
+    assert message.startswith(f"could not write to {tmp_path / 'run'}: No space left on device")
+    assert "free some space (in Google Drive, also empty its trash)" in message
+    assert raised.value.__suppress_context__  # the OSError's traceback is not shown
+    assert "head" not in pipeline.store.finished and (tmp_path / "run" / "backup_head").is_dir()

@@ -74,13 +74,9 @@ def first_layers_only(weights):
     whole.unlink()
 
 
-@pytest.mark.parametrize("cut_off", [cut_off_bytes, first_layers_only])
-def test_full_disk_keeps_the_state_and_a_cut_off_backup_resumes_from_its_copy(tmp_path,
-                                                                              monkeypatch,
-                                                                              cut_off):
-    """Saving fails (no space left): one OutputError, no results, the backup kept. Then the
-    backup is cut off as a kill or Ctrl-C mid-write would leave it: the run resumes from its
-    complete copy (Keras' double_checkpoint from Keras 3.7, our own second copy before)."""
+def stopped_by_a_full_disk_after_phase_1(tmp_path, monkeypatch):
+    """Run 2 + 0 epochs until saving phase 1 fails (no space left): one OutputError, no results,
+    the backup and its second copy kept. Returns the config and the run folder."""
     import errno
 
     from cifar_helpers import model as model_module
@@ -95,15 +91,28 @@ def test_full_disk_keeps_the_state_and_a_cut_off_backup_resumes_from_its_copy(tm
                          epochs_finetune=0, out=str(tmp_path / "out"))
     with pytest.raises(OutputError, match="No space left on device"):
         run_study(config, log=lambda text: None, verbose=0)
+    monkeypatch.undo()
     out = tmp_path / "out"
     assert not (out / "metrics.json").exists() and not (out / "phase1.keras").exists()
     assert (out / "training_log.csv").exists()
+    assert (out / "backup_head" / "latest.weights.h5.bkp").exists()  # the second, complete copy
+    return config, out
+
+
+@pytest.mark.parametrize("cut_off", [cut_off_bytes, first_layers_only])
+def test_full_disk_keeps_the_state_and_a_cut_off_backup_resumes_from_its_copy(tmp_path,
+                                                                              monkeypatch,
+                                                                              cut_off):
+    """Saving fails (no space left): one OutputError, no results, the backup kept. Then the
+    backup is cut off as a kill or Ctrl-C mid-write would leave it: the run resumes from its
+    complete copy (Keras' double_checkpoint from Keras 3.7, our own second copy before)."""
+    from cifar_helpers.study import run_study
+
+    config, out = stopped_by_a_full_disk_after_phase_1(tmp_path, monkeypatch)
     backup = out / "backup_head"
     weights = backup / "latest.weights.h5"
-    assert (backup / "latest.weights.h5.bkp").exists()  # the second, complete copy
     cut_off(weights)
 
-    monkeypatch.undo()
     lines = []
     metrics = run_study(config, log=lines.append, verbose=0)
     assert any("was cut off while being written" in line for line in lines), lines
@@ -111,4 +120,26 @@ def test_full_disk_keeps_the_state_and_a_cut_off_backup_resumes_from_its_copy(tm
     redone = 1 if keras_keeps_a_second_copy() else 0
     assert metrics["phases"]["head"]["epochs_trained_here"] == redone
     assert metrics["history"]["epoch"] == [1, 2] and metrics["resumed"] is True
+    assert not backup.exists() and (out / "model.keras").exists()
+
+
+def test_a_backup_cut_off_with_its_copy_is_dropped_and_the_phase_starts_again(tmp_path,
+                                                                              monkeypatch):
+    """Both the backup and its second copy cut off (a copied run folder, say): nothing to resume
+    from, so the backup is deleted, the run says so, and phase 1 trains from its first epoch."""
+    from cifar_helpers.study import run_study
+
+    config, out = stopped_by_a_full_disk_after_phase_1(tmp_path, monkeypatch)
+    backup = out / "backup_head"
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        cut_off_bytes(backup / name)
+
+    lines = []
+    metrics = run_study(config, log=lines.append, verbose=0)
+    assert [line for line in lines if "no complete copy" in line] == [
+        f"The backup in {backup} is unreadable and has no complete copy; this phase starts "
+        "again from its first epoch."]
+    assert not any("was cut off while being written" in line for line in lines)
+    assert metrics["phases"]["head"]["epochs_trained_here"] == 2  # both epochs trained again
+    assert metrics["history"]["epoch"] == [1, 2]
     assert not backup.exists() and (out / "model.keras").exists()
