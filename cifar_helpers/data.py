@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import pickle
+import shlex
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Sequence
@@ -275,8 +275,9 @@ def load_cifar10(source: str = "auto", timeout: float = 15.0) -> CifarData:
         except DownloadUnavailableError as exc:
             folder = keras_cifar10_dirs()[0]
             raise DownloadUnavailableError(
-                f"{exc}. Offline? Use --data sample (CIFAR_DATA=sample), or put the extracted "
-                f"cifar-10-batches-py folder at {folder} or pass its path") from None
+                f"{exc}. Offline? Use --data sample (data=\"sample\" in load_config, "
+                f"CIFAR_DATA=sample), or put the extracted cifar-10-batches-py folder at "
+                f"{folder} or pass its path") from None
     if source == "auto":
         try:
             return load_from_keras(timeout)

@@ -60,10 +60,8 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
             except DownloadUnavailableError as exc:
                 found = (f"{cached} is not the right file (MD5 {md5}, expected "
                          f"{IMAGENET_NOTOP_MD5}: a cut-off copy?) and " if md5 else "")
-                raise WeightsError(
-                    f"ImageNet weights unavailable: {found}{exc}. Download {IMAGENET_NOTOP_URL} "
-                    f"elsewhere and place it at {cached}, or pass --weights PATH, "
-                    "or --weights none to train from random initialisation") from None
+                raise WeightsError(f"ImageNet weights unavailable: {found}{exc}. "
+                                   f"{imagenet_weights_remedy()}") from None
             return "imagenet", "imagenet"  # online: Keras downloads it again
         return str(cached), "imagenet"  # checked: Keras itself skips a read-only ~/.keras
     if spec.lower() == "auto":
@@ -81,6 +79,14 @@ def resolve_weights(spec: str, timeout: float = 15.0) -> tuple[str | None, str]:
     if not os.path.isfile(spec):
         raise WeightsError(f"weights file not found: {spec}")
     return spec, f"file:{spec}"
+
+
+def imagenet_weights_remedy() -> str:
+    """What to do when Keras cannot download the ImageNet weights, on the CLI and in notebooks."""
+    return (f"Download {IMAGENET_NOTOP_URL} elsewhere and place it at "
+            f"{imagenet_weights_cache_path()}, or pass --weights PATH (weights=PATH in "
+            "load_config), or --weights none (weights=\"none\") to train from random "
+            "initialisation")
 
 
 def file_md5(path: str | os.PathLike) -> str:
@@ -107,8 +113,9 @@ def weights_identity(weights: str | None) -> str:
 def augmentation() -> keras.Sequential:
     """Random horizontal flip and a shift by up to 4 whole pixels with zero fill.
 
-    The CIFAR recipe since the ResNet paper (pad by 4, crop at random). Nearest sampling copies
-    pixels instead of interpolating between them, so a 32x32 image is never blurred. Keras
+    Close to the CIFAR recipe since the ResNet paper (pad by 4, crop at random; here the extreme
+    4-pixel shifts are rarer, as the shift is drawn continuously and rounded). Nearest sampling
+    copies pixels instead of interpolating between them, so a 32x32 image is never blurred. Keras
     preprocessing layers: active in `fit` only, so evaluation sees the images unchanged.
     """
     return keras.Sequential([
@@ -138,7 +145,8 @@ def build_model(weights: str | None = "imagenet", input_shape: tuple[int, int, i
             base = keras.applications.ResNet50(include_top=False, weights=weights_arg,
                                                input_tensor=preprocessed)
     except Exception as exc:  # download failures surface as bare Exception, bad files as ValueError
-        raise WeightsError(f"could not load ResNet50 weights {weights!r}: {exc}") from None
+        remedy = f". {imagenet_weights_remedy()}" if weights_arg == "imagenet" else ""
+        raise WeightsError(f"could not load ResNet50 weights {weights!r}: {exc}{remedy}") from None
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(base.output)
     x = keras.layers.Dense(128, activation="relu", name="head_dense_128")(x)
     x = keras.layers.Dense(64, activation="relu", name="head_dense_64")(x)

@@ -12,8 +12,8 @@ import pytest
 
 from cifar_helpers import data
 from cifar_helpers.data import (CLASS_NAMES, FallbackWarning, load_batches_dir, load_cifar10,
-                                load_sample, make_dataset, read_batch, stratified_subset,
-                                train_val_split)
+                                load_sample, make_dataset, meta_dict, read_batch, read_meta,
+                                stratified_subset, train_val_split)
 from cifar_helpers.errors import DataError, DownloadUnavailableError
 from cifar_files import RunsCode, batch_dict, write_canonical_dir, write_pickle
 
@@ -75,6 +75,54 @@ def test_missing_key_and_non_dict_are_refused(tmp_path):
         read_batch(write_pickle(tmp_path / "a", {b"data": np.zeros((1, 3072), np.uint8)}))
     with pytest.raises(DataError, match="expected a dict"):
         read_batch(write_pickle(tmp_path / "b", [1, 2, 3]))
+
+
+@pytest.mark.parametrize("reader", [read_batch, read_meta])
+def test_a_file_larger_than_any_batch_is_refused_before_it_is_read(tmp_path, monkeypatch,
+                                                                   reader):
+    path = write_pickle(tmp_path / "batches.meta", meta_dict(CLASS_NAMES, 20))
+    monkeypatch.setattr(data, "MAX_BATCH_BYTES", path.stat().st_size - 1)  # one byte too many
+    opened = []
+    monkeypatch.setattr(data, "_RestrictedUnpickler",
+                        lambda *args, **kwargs: opened.append(args) or pytest.fail("read"))
+    with pytest.raises(DataError, match="batches.meta: file is larger than any CIFAR-10 batch"):
+        reader(path)
+    assert opened == []
+
+
+def test_a_file_of_the_largest_size_allowed_is_read(tmp_path, monkeypatch):
+    path = write_pickle(tmp_path / "batches.meta", meta_dict(CLASS_NAMES, 20))
+    monkeypatch.setattr(data, "MAX_BATCH_BYTES", path.stat().st_size)
+    assert read_meta(path) == (CLASS_NAMES, 20)
+
+
+META_NAMES = [name.encode() for name in CLASS_NAMES]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({b"label_names": None}, "'label_names' must list 10 class names"),
+    ({b"label_names": META_NAMES[:9]}, "'label_names' must list 10 class names"),
+    ({b"label_names": META_NAMES + [b"extra"]}, "'label_names' must list 10 class names"),
+    ({b"label_names": tuple(META_NAMES)}, "'label_names' must list 10 class names"),
+    ({b"label_names": [b"\xff\xfe"] + META_NAMES[1:]}, "class names are not UTF-8 text"),
+    ({b"num_cases_per_batch": 0}, "'num_cases_per_batch' must be a positive integer"),
+    ({b"num_cases_per_batch": -20}, "'num_cases_per_batch' must be a positive integer"),
+    ({b"num_cases_per_batch": 20.0}, "'num_cases_per_batch' must be a positive integer"),
+    ({b"num_cases_per_batch": "20"}, "'num_cases_per_batch' must be a positive integer"),
+    ({b"num_cases_per_batch": True}, "'num_cases_per_batch' must be a positive integer"),
+])
+def test_malformed_meta_is_refused_naming_the_file(tmp_path, changes, message):
+    content = {**meta_dict(CLASS_NAMES, 20), **changes}
+    path = write_pickle(tmp_path / "batches.meta", {k: v for k, v in content.items()
+                                                    if v is not None})
+    with pytest.raises(DataError, match=re.escape(f"{path}: {message}")):
+        read_meta(path)
+
+
+def test_meta_without_a_batch_size_gives_none_and_text_names(tmp_path):
+    content = {**meta_dict(CLASS_NAMES, 20), b"label_names": list(CLASS_NAMES)}
+    del content[b"num_cases_per_batch"]
+    assert read_meta(write_pickle(tmp_path / "batches.meta", content)) == (CLASS_NAMES, None)
 
 
 def test_truncated_file_is_refused(canonical):
@@ -160,7 +208,8 @@ def test_auto_falls_back_to_sample_with_a_visible_warning(offline):
 
 
 def test_keras_source_offline_says_what_to_do(offline):
-    with pytest.raises(DownloadUnavailableError, match="--data sample"):
+    with pytest.raises(DownloadUnavailableError,
+                       match='--data sample \\(data="sample" in load_config'):
         load_cifar10("keras")
 
 

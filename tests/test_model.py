@@ -126,8 +126,27 @@ def no_imagenet(monkeypatch, tmp_path):
 
 
 def test_imagenet_unavailable_says_where_to_put_the_file(no_imagenet, tmp_path):
-    with pytest.raises(WeightsError, match=f"place it at {tmp_path / 'none.h5'}"):
+    with pytest.raises(WeightsError, match=f"place it at {tmp_path / 'none.h5'}") as error:
         resolve_weights("imagenet")
+    # The remedy in both places students train: the command line and a notebook's load_config
+    assert "--weights PATH (weights=PATH in load_config)" in str(error.value)
+    assert '--weights none (weights="none")' in str(error.value)
+
+
+def test_a_download_cut_off_after_the_reachability_check_names_the_remedy(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(model_module, "imagenet_weights_cache_path", lambda: tmp_path / "none.h5")
+    monkeypatch.setattr(model_module, "check_reachable", lambda url, timeout: None)
+
+    def cut_off(*args, **kwargs):  # as keras.utils.get_file reports a failed download
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- "
+                        "Connection reset by peer")
+    monkeypatch.setattr(keras.applications, "ResNet50", cut_off)
+    with pytest.raises(WeightsError) as error:
+        build_model(weights="imagenet")
+    message = str(error.value)
+    assert message.startswith("could not load ResNet50 weights 'imagenet': URL fetch failure")
+    assert f"place it at {tmp_path / 'none.h5'}" in message and "weights=PATH" in message
 
 
 def test_a_damaged_imagenet_file_offline_is_named_and_auto_falls_back(no_imagenet, tmp_path):
