@@ -47,16 +47,16 @@
 # **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
 # disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
 # itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
-# phase from the run store if it is there, and trains it otherwise. To carry results over:
+# phase from the run folder if it is there, and trains it otherwise. To carry results over:
 #
-# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
-#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run folders then
+#   live in Google Drive (`MyDrive/cifar10-course/runs`).
 # - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
 #   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
 #   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
 #   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
-#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
-#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   04's `runs` folder in a new cell before the pipeline runs (inputs are read-only; the *Input*
+#   panel shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
 #   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
 
 # %%
@@ -68,7 +68,7 @@ import sys
 
 IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 IS_COLAB = "google.colab" in sys.modules and not IS_KAGGLE  # Kaggle's image is built on Colab's
-USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+USE_DRIVE = False  # Colab only: True keeps the run folders in Google Drive, across notebooks
 if IS_COLAB or IS_KAGGLE:
     try:  # Kaggle notebooks start with Internet off
         socket.create_connection(("github.com", 443), timeout=10).close()
@@ -87,10 +87,17 @@ if IS_COLAB or IS_KAGGLE:
         require_supported()  # an older TensorFlow: one sentence, before pip would replace it
     if IS_COLAB and USE_DRIVE:
         from google.colab import drive
-        drive.mount("/content/drive")
+        try:
+            drive.mount("/content/drive")
+        except Exception as exc:  # Colab's error types vary, e.g. MessageError when refused
+            raise SystemExit(f"Google Drive could not be mounted ({exc}): allow access and run "
+                             "this cell again, or set USE_DRIVE = False (runs then live in "
+                             "/content/runs and are lost with the VM)") from None
     colab_runs = {False: "/content/runs", True: "/content/drive/MyDrive/cifar10-course/runs"}
     if IS_COLAB and (os.environ.get("CIFAR_RUNS_DIR") or colab_runs[False]) in colab_runs.values():
         os.environ["CIFAR_RUNS_DIR"] = colab_runs[USE_DRIVE]  # also for `!python -m cifar_helpers`
+if USE_DRIVE and not IS_COLAB:
+    print("USE_DRIVE applies only in Colab: ignored here")
 
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
@@ -225,19 +232,22 @@ assert 0 <= converted["x / 255 -> [0, 1]"].min() and converted["x / 255 -> [0, 1
 # ## 2. The preprocessing lives inside the model
 #
 # In this course you never call `preprocess_input` yourself. The model does it, as its first layer
-# after the input: a small registered layer (not a `Lambda`, because Keras' safe mode refuses to
-# load `Lambda` layers from a file).
+# after the input.
+#
+# Why inside the model? The saved model takes raw pixels 0–255 and returns class probabilities.
+# Whoever loads it later — notebook 05, the command line, you in a month — cannot forget the step,
+# apply a different one, or forget to turn RGB into BGR: training and prediction cannot drift
+# apart, as long as they pass RGB pixels 0–255 (Pillow and Keras load RGB; OpenCV loads BGR). It
+# also runs on the GPU with the rest of the network. The price: never preprocess images yourself
+# before giving them to this model, or it happens twice.
+#
+# How: a small registered layer (not a `Lambda`, because Keras' safe mode refuses to load
+# `Lambda` layers from a file).
 
 # %%
 show_source(ResNet50Preprocess)
 
 # %% [markdown]
-# Why inside the model? The saved model takes raw pixels 0–255 and returns class probabilities.
-# Whoever loads it later — notebook 05, the command line, you in a month — cannot forget the step,
-# apply a different one, or forget to turn RGB into BGR: training and prediction cannot drift
-# apart, as long as they pass RGB pixels 0–255 (Pillow and Keras load RGB; OpenCV loads BGR). It also runs on the GPU with the rest of the network. The price: never preprocess images
-# yourself before giving them to this model, or it happens twice.
-#
 # Here are the first layers of the course model (random weights: we only need its structure, and
 # nothing is downloaded), and a check that its preprocessing layer computes exactly
 # `preprocess_input` — on a copy, of course.

@@ -44,16 +44,16 @@
 # **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
 # disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
 # itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
-# phase from the run store if it is there, and trains it otherwise. To carry results over:
+# phase from the run folder if it is there, and trains it otherwise. To carry results over:
 #
-# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
-#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run folders then
+#   live in Google Drive (`MyDrive/cifar10-course/runs`).
 # - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
 #   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
 #   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
 #   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
-#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
-#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   04's `runs` folder in a new cell before the pipeline runs (inputs are read-only; the *Input*
+#   panel shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
 #   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
 
 # %%
@@ -65,7 +65,7 @@ import sys
 
 IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 IS_COLAB = "google.colab" in sys.modules and not IS_KAGGLE  # Kaggle's image is built on Colab's
-USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+USE_DRIVE = False  # Colab only: True keeps the run folders in Google Drive, across notebooks
 if IS_COLAB or IS_KAGGLE:
     try:  # Kaggle notebooks start with Internet off
         socket.create_connection(("github.com", 443), timeout=10).close()
@@ -84,10 +84,17 @@ if IS_COLAB or IS_KAGGLE:
         require_supported()  # an older TensorFlow: one sentence, before pip would replace it
     if IS_COLAB and USE_DRIVE:
         from google.colab import drive
-        drive.mount("/content/drive")
+        try:
+            drive.mount("/content/drive")
+        except Exception as exc:  # Colab's error types vary, e.g. MessageError when refused
+            raise SystemExit(f"Google Drive could not be mounted ({exc}): allow access and run "
+                             "this cell again, or set USE_DRIVE = False (runs then live in "
+                             "/content/runs and are lost with the VM)") from None
     colab_runs = {False: "/content/runs", True: "/content/drive/MyDrive/cifar10-course/runs"}
     if IS_COLAB and (os.environ.get("CIFAR_RUNS_DIR") or colab_runs[False]) in colab_runs.values():
         os.environ["CIFAR_RUNS_DIR"] = colab_runs[USE_DRIVE]  # also for `!python -m cifar_helpers`
+if USE_DRIVE and not IS_COLAB:
+    print("USE_DRIVE applies only in Colab: ignored here")
 
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
@@ -134,8 +141,9 @@ print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all sett
 # thing everywhere. Creating it loads CIFAR-10 as the configuration says (notebook 01), keeps
 # `train_limit` training and `test_limit` test images (0 keeps all; the kept subsets have the
 # class balance of the whole set), splits off a stratified validation set of `val_fraction`, and
-# opens the run folder `config.out` where the results of each phase are kept. The validation set
-# is what we watch during training; the test set is touched only once training is finished.
+# opens the run folder `config.out`: the folder where a run's models, training log, backups and
+# results live. The validation set is what we watch during training; the test set is touched only
+# once training is finished.
 
 # %%
 pipeline = Pipeline(config)
@@ -205,7 +213,9 @@ show_source(build_model)
 # %% [markdown]
 # `pipeline.build_model()` calls it with this configuration's weights and settings (`image_size`,
 # `augment`; under the `precision` policy; with the `fast_ops` layers), after fixing the seed so
-# that the head's random start is repeatable.
+# that the head's random start is repeatable. `precision` and `fast_ops` are speed options, used
+# by the `fast` profile (mixed precision; faster operations that compute the same thing, fused
+# Adam among them) and off in the seed profile: they do not change the recipe (README, *Speed*).
 
 # %%
 model = pipeline.build_model()
@@ -358,7 +368,7 @@ show_expectations()
 
 # %%
 checkpoint = pipeline.store.model_file("head")
-print(f"saved {checkpoint} ({checkpoint.stat().st_size / 2**20:.0f} MB)")
+print(f"saved {checkpoint} ({checkpoint.stat().st_size / 2**20:.0f} MiB)")
 print(describe(config, tuple(pipeline.store.finished["head"]["settings"])))
 
 # %%

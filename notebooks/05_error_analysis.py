@@ -45,16 +45,16 @@
 # **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
 # disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
 # itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
-# phase from the run store if it is there, and trains it otherwise. To carry results over:
+# phase from the run folder if it is there, and trains it otherwise. To carry results over:
 #
-# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
-#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run folders then
+#   live in Google Drive (`MyDrive/cifar10-course/runs`).
 # - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
 #   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
 #   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
 #   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
-#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
-#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   04's `runs` folder in a new cell before the pipeline runs (inputs are read-only; the *Input*
+#   panel shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
 #   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
 
 # %%
@@ -66,7 +66,7 @@ import sys
 
 IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 IS_COLAB = "google.colab" in sys.modules and not IS_KAGGLE  # Kaggle's image is built on Colab's
-USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+USE_DRIVE = False  # Colab only: True keeps the run folders in Google Drive, across notebooks
 if IS_COLAB or IS_KAGGLE:
     try:  # Kaggle notebooks start with Internet off
         socket.create_connection(("github.com", 443), timeout=10).close()
@@ -85,10 +85,17 @@ if IS_COLAB or IS_KAGGLE:
         require_supported()  # an older TensorFlow: one sentence, before pip would replace it
     if IS_COLAB and USE_DRIVE:
         from google.colab import drive
-        drive.mount("/content/drive")
+        try:
+            drive.mount("/content/drive")
+        except Exception as exc:  # Colab's error types vary, e.g. MessageError when refused
+            raise SystemExit(f"Google Drive could not be mounted ({exc}): allow access and run "
+                             "this cell again, or set USE_DRIVE = False (runs then live in "
+                             "/content/runs and are lost with the VM)") from None
     colab_runs = {False: "/content/runs", True: "/content/drive/MyDrive/cifar10-course/runs"}
     if IS_COLAB and (os.environ.get("CIFAR_RUNS_DIR") or colab_runs[False]) in colab_runs.values():
         os.environ["CIFAR_RUNS_DIR"] = colab_runs[USE_DRIVE]  # also for `!python -m cifar_helpers`
+if USE_DRIVE and not IS_COLAB:
+    print("USE_DRIVE applies only in Colab: ignored here")
 
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
@@ -210,6 +217,10 @@ for true_name, predicted_name, count in evaluation.most_confused:
 # Mistakes the model made while being *sure* are the most instructive: they point at mislabelled
 # test images, genuinely ambiguous ones, or shortcuts the model has learned (a ship-like
 # background, a typical colour). Each title reads `true→predicted p=confidence`.
+#
+# The cell after the code below calls `most_confident_mistakes`, which is exactly
+# `confused_examples` without a class filter (`true_class` and `predicted_class` left at `None`):
+# the k most confident mistakes of any class.
 
 # %%
 show_source(confused_examples)
@@ -266,8 +277,9 @@ plot_confused_pair(x_test, probabilities, y_test, class_names, "automobile", "tr
 plt.show()
 
 # %% [markdown]
-# Automobiles and trucks share wheels, windows and road backgrounds; pick-ups and vans sit between
-# the two classes, and at 32×32 the size cue is often gone.
+# Automobiles and trucks share wheels, windows and road backgrounds; vans, big SUVs and small
+# delivery trucks sit close to the boundary between the two classes (notebook 01), and at 32×32
+# the size cue is often gone.
 
 # %%
 plot_confused_pair(x_test, probabilities, y_test, class_names, "cat", "dog")

@@ -25,7 +25,11 @@
 #
 # The original study ended with a list of future work: data augmentation, learning-rate schedules,
 # longer training. This notebook turns each item into one setting of the course package, explains
-# why it might help, and then *measures* it against the seed recipe, one change at a time.
+# why it might help, and lets you *measure* it against the seed recipe, one change at a time. The
+# default plan measures augmentation, the cosine schedule, label smoothing and two controls; input
+# upsampling (`size_64`, `size_128`), the plateau schedule (`plateau`) and longer training with
+# early stopping (`longer_early_stop`) are opt-in, to keep the default plan within one free Colab
+# session: add their names to `CHOSEN` (section 7) to measure them too.
 #
 # **What you will learn**
 #
@@ -58,16 +62,16 @@
 # **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
 # disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
 # itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
-# phase from the run store if it is there, and trains it otherwise. To carry results over:
+# phase from the run folder if it is there, and trains it otherwise. To carry results over:
 #
-# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
-#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run folders then
+#   live in Google Drive (`MyDrive/cifar10-course/runs`).
 # - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
 #   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
 #   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
 #   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
-#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
-#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   04's `runs` folder in a new cell before the pipeline runs (inputs are read-only; the *Input*
+#   panel shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
 #   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
 
 # %%
@@ -79,7 +83,7 @@ import sys
 
 IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 IS_COLAB = "google.colab" in sys.modules and not IS_KAGGLE  # Kaggle's image is built on Colab's
-USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+USE_DRIVE = False  # Colab only: True keeps the run folders in Google Drive, across notebooks
 if IS_COLAB or IS_KAGGLE:
     try:  # Kaggle notebooks start with Internet off
         socket.create_connection(("github.com", 443), timeout=10).close()
@@ -98,10 +102,17 @@ if IS_COLAB or IS_KAGGLE:
         require_supported()  # an older TensorFlow: one sentence, before pip would replace it
     if IS_COLAB and USE_DRIVE:
         from google.colab import drive
-        drive.mount("/content/drive")
+        try:
+            drive.mount("/content/drive")
+        except Exception as exc:  # Colab's error types vary, e.g. MessageError when refused
+            raise SystemExit(f"Google Drive could not be mounted ({exc}): allow access and run "
+                             "this cell again, or set USE_DRIVE = False (runs then live in "
+                             "/content/runs and are lost with the VM)") from None
     colab_runs = {False: "/content/runs", True: "/content/drive/MyDrive/cifar10-course/runs"}
     if IS_COLAB and (os.environ.get("CIFAR_RUNS_DIR") or colab_runs[False]) in colab_runs.values():
         os.environ["CIFAR_RUNS_DIR"] = colab_runs[USE_DRIVE]  # also for `!python -m cifar_helpers`
+if USE_DRIVE and not IS_COLAB:
+    print("USE_DRIVE applies only in Colab: ignored here")
 
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
@@ -165,8 +176,9 @@ print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all sett
 show_source(augmentation)
 
 # %% [markdown]
-# `RandomTranslation` by up to 12.5% (4 of 32 pixels) with `fill_mode="constant"` is padding plus a
-# random crop: the uncovered border becomes black. `interpolation="nearest"` makes every shift a
+# `RandomTranslation` by up to 12.5% (4 of 32 pixels) with `fill_mode="constant"` is close to
+# padding plus a random crop (the extreme ±4-pixel shifts are rarer): the uncovered border becomes
+# black. `interpolation="nearest"` makes every shift a
 # whole number of pixels: the default (bilinear) would shift by fractions of a pixel and average
 # neighbouring pixels, blurring images that have only 32×32 pixels to begin with. No rotation
 # either, for the same reason. Only horizontal flips: an upside-down ship is not a CIFAR-10 image. The layers sit *inside* the model, right after the input, so they run on
@@ -398,8 +410,9 @@ show_source(set_trainable_for)
 #
 # - `PLAN_SIZE = "session"`: `train_limit=10000` and 5 + 5 epochs per variant, and the six
 #   variants of `DEFAULT_PLAN`. `train_limit` counts the images *before* the validation split, so
-#   each run trains on 9,000 images and validates on 1,000. The costly variants (64×64 and
-#   128×128 input, twice the fine-tuning epochs) are listed but opt-in: add their names to `CHOSEN`.
+#   each run trains on 9,000 images and validates on 1,000. The other variants (64×64 and
+#   128×128 input, twice the fine-tuning epochs, the plateau schedule, fine-tuning from conv4) are
+#   listed but opt-in: add their names to `CHOSEN`.
 # - `PLAN_SIZE = "full"`: every variant as the complete seed study (a long GPU job).
 # - The quick profile (CI) shrinks the runs to 100 images (90 for training, 10 for validation)
 #   and 1 + 1 epochs, and runs three of the variants (the baseline and the two controls): only
@@ -408,7 +421,7 @@ show_source(set_trainable_for)
 # `longer_early_stop` changes two settings: it doubles `epochs_finetune` and sets
 # `early_stopping_patience`. Early stopping is a setting of the whole training, not of phase 2
 # alone: it also watches phase 1, which may then stop early and always ends with the weights of
-# its best epoch. So this variant's phase 1 can differ from the baseline's (the run store never
+# its best epoch. So this variant's phase 1 can differ from the baseline's (the run folder never
 # reuses a phase 1 trained without early stopping for it), and part of any difference from the
 # baseline can come from phase 1.
 #
@@ -517,7 +530,7 @@ plt.show()
 #     print(name, "seed 1:", run_study(rerun)["test_accuracy"])
 # ```
 #
-# Not in the variant's own folder: the run store keeps one run per folder, so a run with other
+# Not in the variant's own folder: a run folder keeps one run, so a run with other
 # settings there deletes the seed-42 run's models and training-log rows. And a new seed changes
 # more than the initial weights: it also draws another `train_limit` subset of the training
 # images (and, with `test_limit`, of the test images), another validation split, another batch

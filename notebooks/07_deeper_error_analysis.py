@@ -47,16 +47,16 @@
 # **In Colab or Kaggle.** Each notebook opened from a badge runs in a fresh session with its own
 # disk, so a later notebook does not see what an earlier one trained: it trains the phases it needs
 # itself (04 trains phase 1 first, 05 and 07 both phases). The pipeline always loads a finished
-# phase from the run store if it is there, and trains it otherwise. To carry results over:
+# phase from the run folder if it is there, and trains it otherwise. To carry results over:
 #
-# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run store then lives
-#   in Google Drive (`MyDrive/cifar10-course/runs`).
+# - **Colab:** set `USE_DRIVE = True` in the next cell of every notebook: the run folders then
+#   live in Google Drive (`MyDrive/cifar10-course/runs`).
 # - **Kaggle:** turn *Internet* on in the *Settings* panel (a phone-verified account is needed; the
 #   next cell installs the course package from GitHub; the seed profile downloads CIFAR-10 and the
 #   ImageNet weights). Each Kaggle notebook keeps only its own `/kaggle/working`. To reuse 03's
 #   phase 1 in 04, save 03 (*Save Version*), add its output to 04 (*Add Input*), and copy it into
-#   04's run store in a new cell before the pipeline runs (inputs are read-only; the *Input* panel
-#   shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
+#   04's `runs` folder in a new cell before the pipeline runs (inputs are read-only; the *Input*
+#   panel shows the path): `import shutil; shutil.copytree("/kaggle/input/NAME/runs",
 #   "/kaggle/working/runs", dirs_exist_ok=True)`. Likewise 04's output for 05 and 07.
 
 # %%
@@ -68,7 +68,7 @@ import sys
 
 IS_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 IS_COLAB = "google.colab" in sys.modules and not IS_KAGGLE  # Kaggle's image is built on Colab's
-USE_DRIVE = False  # Colab only: True keeps the run store in Google Drive, across notebooks
+USE_DRIVE = False  # Colab only: True keeps the run folders in Google Drive, across notebooks
 if IS_COLAB or IS_KAGGLE:
     try:  # Kaggle notebooks start with Internet off
         socket.create_connection(("github.com", 443), timeout=10).close()
@@ -87,10 +87,17 @@ if IS_COLAB or IS_KAGGLE:
         require_supported()  # an older TensorFlow: one sentence, before pip would replace it
     if IS_COLAB and USE_DRIVE:
         from google.colab import drive
-        drive.mount("/content/drive")
+        try:
+            drive.mount("/content/drive")
+        except Exception as exc:  # Colab's error types vary, e.g. MessageError when refused
+            raise SystemExit(f"Google Drive could not be mounted ({exc}): allow access and run "
+                             "this cell again, or set USE_DRIVE = False (runs then live in "
+                             "/content/runs and are lost with the VM)") from None
     colab_runs = {False: "/content/runs", True: "/content/drive/MyDrive/cifar10-course/runs"}
     if IS_COLAB and (os.environ.get("CIFAR_RUNS_DIR") or colab_runs[False]) in colab_runs.values():
         os.environ["CIFAR_RUNS_DIR"] = colab_runs[USE_DRIVE]  # also for `!python -m cifar_helpers`
+if USE_DRIVE and not IS_COLAB:
+    print("USE_DRIVE applies only in Colab: ignored here")
 
 from cifar_helpers.devices import split_cpu
 from cifar_helpers.versions import require_supported
@@ -416,8 +423,9 @@ for first, second, picked in (("automobile", "truck", vehicles), ("cat", "dog", 
     assert set(predictions[picked]) <= {class_names.index(first), class_names.index(second)}
 
 # %% [markdown]
-# What to look for, with a trained model. **Automobile/truck**: heat on the rear of a pick-up or
-# the box of a van (shapes between the two classes), or on the road rather than the vehicle.
+# What to look for, with a trained model. **Automobile/truck**: heat on the cargo box of a van or
+# a small delivery truck, or on the bulk of a big SUV (vehicles close to the boundary between the
+# two classes, notebook 01), or on the road rather than the vehicle.
 # **Cat/dog**: heat on the body and fur rather than the face — at 32×32 the snout and ears that
 # separate the two cover a few pixels, often less than one of the 2×2 cells. When the maps for the
 # predicted and the true class highlight the *same* region, the model saw the right object and

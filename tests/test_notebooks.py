@@ -225,6 +225,37 @@ def test_set_up_cell_exports_colabs_run_folder_for_command_line_runs(monkeypatch
     assert mounted == [] and os.environ["CIFAR_RUNS_DIR"] == ""  # Kaggle keeps /kaggle/working
 
 
+
+def test_set_up_cell_says_what_to_do_when_drive_is_not_mounted(monkeypatch, capsys):
+    """A refused Drive mount (Colab raises e.g. MessageError) stops with one sentence, and
+    USE_DRIVE outside Colab says it is ignored."""
+    import socket
+    import subprocess
+    import types
+
+    from cifar_helpers import versions
+
+    def refuse(path):
+        raise RuntimeError("credential propagation was unsuccessful")
+
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=refuse)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    monkeypatch.setenv("CIFAR_RUNS_DIR", "")  # unset, and restored after the test
+    monkeypatch.setattr(socket, "create_connection",
+                        lambda *a, **k: types.SimpleNamespace(close=int))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: types.SimpleNamespace(returncode=0))
+    monkeypatch.setattr(versions, "require_supported", lambda: None)
+    set_up = code_cells(NOTEBOOKS[0])[0].replace("USE_DRIVE = False", "USE_DRIVE = True")
+    with pytest.raises(SystemExit, match=r"^Google Drive could not be mounted \(credential "
+                                         r"propagation was unsuccessful\): allow access"):
+        exec(compile(set_up, "set-up cell", "exec"), {})
+    assert os.environ["CIFAR_RUNS_DIR"] == ""  # nothing points at the unmounted Drive
+    monkeypatch.delitem(sys.modules, "google.colab")  # a local Jupyter
+    exec(compile(set_up, "set-up cell, not in Colab", "exec"), {})
+    assert "USE_DRIVE applies only in Colab" in capsys.readouterr().out
+
 def test_run_store_note_precedes_the_set_up_in_every_notebook():
     """Colab (Drive) and Kaggle (its own /kaggle/working, output as input) said once, at the top."""
     notes = set()

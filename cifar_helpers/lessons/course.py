@@ -47,8 +47,11 @@ def environment_report() -> dict:
     else:
         print("No GPU found: everything runs on the CPU. The quick profile runs each notebook in "
               "about a minute or less on a 2-core CPU (notebook 06: 2-2.5 minutes); the full "
-              "seed profile trained for 68-76 minutes there (measured: README, Speed). In Colab: "
-              "Runtime > Change runtime type > GPU; in Kaggle: Settings > Accelerator > GPU.")
+              "seed profile trained for 68-76 minutes there (measured: README, Speed). To try "
+              "things quickly on the CPU, change config = load_config() in this cell to "
+              "config = load_config(\"quick\"). For a GPU, in Colab: Runtime > Change runtime "
+              "type > GPU; in Kaggle: Settings > Accelerator > GPU; then run the notebook again "
+              "from the top.")
     return {**versions, "gpus": gpus}
 
 
