@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from cifar_helpers.data import CLASS_NAMES
-from cifar_helpers.evaluation import most_confused_pairs, per_class_accuracy
+from cifar_helpers.evaluation import evaluate, most_confused_pairs, per_class_accuracy
 from cifar_helpers.plots import plot_confusion
 
 
@@ -19,6 +19,46 @@ def three_mistakes():
     predicted[[50, 51]] = 3  # two dogs called cats
     predicted[10] = 9  # an automobile called a truck
     return confusion_matrix(truth, predicted, labels=range(10))
+
+
+def images_showing(classes):
+    """uint8 images whose every pixel holds the class the stub model will predict for it."""
+    return np.broadcast_to(np.asarray(classes, np.uint8)[:, None, None, None],
+                           (len(classes), 32, 32, 3)).copy()
+
+
+def pixel_value_classifier():
+    """A Keras model that gives probability 0.91 to the class written in an image's pixels."""
+    import keras
+
+    images = keras.Input((32, 32, 3))
+    classes = keras.ops.cast(keras.ops.mean(images, axis=(1, 2, 3)), "int32")
+    probabilities = keras.ops.one_hot(classes, 10) * 0.9 + 0.01
+    return keras.Model(images, probabilities)
+
+
+def test_evaluate_counts_true_classes_in_rows_and_predictions_in_columns():
+    truth = np.repeat(np.arange(9), 3)  # 27 images, 3 per class; no truck in this test set
+    predicted = truth.copy()
+    predicted[[9, 10]] = 5  # two of the three cats called dogs
+    predicted[15] = 3  # one of the three dogs called a cat
+    result = evaluate(pixel_value_classifier(), images_showing(predicted), truth, CLASS_NAMES,
+                      batch_size=4)  # several batches, kept in order
+    assert result.confusion.shape == (10, 10) and result.confusion.sum() == 27
+    assert result.confusion[3, 5] == 2 and result.confusion[5, 3] == 1  # [true, predicted]
+    assert result.confusion[3, 3] == 1 and result.confusion[5, 5] == 2
+    assert result.per_class_accuracy["cat"] == pytest.approx(1 / 3)
+    assert result.per_class_accuracy["dog"] == pytest.approx(2 / 3)
+    assert result.per_class_accuracy["truck"] == 0.0 and result.per_class_accuracy["frog"] == 1.0
+    assert result.accuracy == pytest.approx(24 / 27)
+    assert result.most_confused == [("cat", "dog", 2), ("dog", "cat", 1)]
+    np.testing.assert_array_equal(result.predictions, predicted)
+    assert result.probabilities.shape == (27, 10)
+    np.testing.assert_allclose(result.probabilities[np.arange(27), predicted], 0.91, rtol=1e-6)
+    report_rows = {line.split()[0]: line.split()[1:] for line in result.report.splitlines()
+                   if line.split() and line.split()[0] in CLASS_NAMES}
+    assert report_rows["cat"][:3] == ["0.500", "0.333", "0.400"]  # precision, recall, f1
+    assert report_rows["truck"] == ["0.000", "0.000", "0.000", "0"]  # support 0
 
 
 def test_most_confused_lists_only_mistakes_largest_first(three_mistakes):

@@ -29,6 +29,26 @@ def fresh_model():
     return build_model(weights=None)
 
 
+class CountingExtractor:
+    """The real feature extractor of `model`, counting how many times it runs over images."""
+
+    def __init__(self, model):
+        self.extractor, self.predict_calls = speed.feature_extractor(model), 0
+
+    def predict(self, *args, **kwargs):
+        self.predict_calls += 1
+        return self.extractor.predict(*args, **kwargs)
+
+
+def features_and_extractions(model, x, cache_dir, capsys):
+    """Cached features of `x`, and how often the base ran for them (counted and as logged)."""
+    counting = CountingExtractor(model)
+    features = speed.cached_features(model, x, cache_dir, extractor=counting)
+    logged = capsys.readouterr().out.count("Computing the base features")
+    assert logged == counting.predict_calls  # the log line tells the truth
+    return features, counting.predict_calls
+
+
 def test_cached_features_train_the_same_head_as_the_naive_path(tmp_path):
     train, val = tiny_split()
     naive, cached = fresh_model(), fresh_model()
@@ -51,12 +71,15 @@ def test_cached_features_train_the_same_head_as_the_naive_path(tmp_path):
                            weights_of(head_layers(fresh_model()))[0])
 
 
-def test_feature_cache_is_reused_only_for_the_same_data_weights_and_policy(tmp_path):
+def test_feature_cache_is_reused_only_for_the_same_data_weights_and_policy(tmp_path, capsys):
     model = fresh_model()
     x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
-    first = speed.cached_features(model, x, tmp_path)
-    assert first.shape == (8, 2048) and len(list(tmp_path.glob("*.npy"))) == 1
-    np.testing.assert_array_equal(speed.cached_features(model, x, tmp_path), first)
+    first, extractions = features_and_extractions(model, x, tmp_path, capsys)
+    assert extractions == 1 and first.shape == (8, 2048)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    again, extractions = features_and_extractions(model, x, tmp_path, capsys)
+    assert extractions == 0  # read from the cache: the base did not run
+    np.testing.assert_array_equal(again, first)
     assert len(list(tmp_path.glob("*.npy"))) == 1
     keys = {speed.cache_key(model, x), speed.cache_key(model, x[::-1])}
     model.get_layer("conv1_conv").bias.assign(np.ones(64, dtype="float32"))
@@ -67,16 +90,22 @@ def test_feature_cache_is_reused_only_for_the_same_data_weights_and_policy(tmp_p
     assert len(keys) == 4
 
 
-def test_a_damaged_feature_cache_is_computed_again(tmp_path):
+def test_a_damaged_feature_cache_is_computed_again(tmp_path, capsys):
     model = fresh_model()
     x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
-    first = speed.cached_features(model, x, tmp_path)
+    first, extractions = features_and_extractions(model, x, tmp_path, capsys)
+    assert extractions == 1
     (path,) = tmp_path.glob("*.npy")
     path.write_bytes(path.read_bytes()[:1000])  # cut off, as a half-copied run folder leaves it
-    np.testing.assert_array_equal(speed.cached_features(model, x, tmp_path), first)
+    again, extractions = features_and_extractions(model, x, tmp_path, capsys)
+    assert extractions == 1  # computed again, not read
+    np.testing.assert_array_equal(again, first)
     np.save(path, first[:4])  # readable, but for other images
-    np.testing.assert_array_equal(speed.cached_features(model, x, tmp_path), first)
+    again, extractions = features_and_extractions(model, x, tmp_path, capsys)
+    assert extractions == 1
+    np.testing.assert_array_equal(again, first)
     np.testing.assert_array_equal(np.load(path), first)  # and stored again
+    assert features_and_extractions(model, x, tmp_path, capsys)[1] == 0  # now read from it
 
 
 def test_precision_is_chosen_by_hardware(monkeypatch):

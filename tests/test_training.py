@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from cifar_helpers import speed, training
 from cifar_helpers.config import load_config
 from cifar_helpers.data import make_dataset
 from cifar_helpers.errors import TrainingError
@@ -88,6 +89,87 @@ def test_callbacks_wrote_the_log_and_no_weights_file(two_phase_run):
     assert sorted(p.name for p in out.iterdir()) == ["training_log.csv"]
     lines = (out / "training_log.csv").read_text().splitlines()
     assert lines[0].startswith("epoch") and [l.split(",")[0] for l in lines[1:]] == ["0", "1"]
+
+
+def fit_drifting_away_from_validation(early_stopping_patience):
+    """Fit w*x to train targets 1 while validation wants 0: val_loss = w**2 rises every epoch.
+
+    Plain SGD at rate 0.1 from w = 0 moves w to 0.2, 0.36, 0.488, ...: epoch 1 is the best.
+    Returns the History and the final weight.
+    """
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(
+        1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    ones = np.ones((1, 1), dtype="float32")
+    history = model.fit(ones, ones, validation_data=(ones, 0 * ones), epochs=6, batch_size=1,
+                        shuffle=False, verbose=0,
+                        callbacks=standard_callbacks(None, early_stopping_patience))
+    return history, float(model.layers[0].kernel.numpy()[0, 0])
+
+
+def test_early_stopping_stops_when_val_loss_rises_and_restores_the_best_epoch():
+    history, weight = fit_drifting_away_from_validation(early_stopping_patience=1)
+    assert history.epoch == [0, 1]  # epoch 2 did not improve: stopped after 1 more epoch
+    assert history.history["val_loss"][1] > history.history["val_loss"][0]
+    assert weight == pytest.approx(0.2)  # epoch 1's weight, not epoch 2's 0.36
+
+
+def test_without_early_stopping_every_epoch_runs_and_the_last_weights_stay():
+    history, weight = fit_drifting_away_from_validation(early_stopping_patience=0)
+    assert history.epoch == [0, 1, 2, 3, 4, 5]
+    assert weight == pytest.approx(1 - 0.8 ** 6)  # w_k = 1 - 0.8**k after k SGD steps
+
+
+@pytest.fixture(scope="module")
+def untrained_model():
+    keras.utils.set_random_seed(0)
+    return build_model(weights=None)
+
+
+def callbacks_given_to_fit(monkeypatch, run_phase, model, lr_schedule):
+    """The callbacks a phase passes to `fit` (every Keras model's fit replaced by a recorder)."""
+    from types import SimpleNamespace
+
+    fits = []
+    monkeypatch.setattr(keras.Model, "fit", lambda self, *args, **kwargs: fits.append(kwargs)
+                        or SimpleNamespace(epoch=[0], history={"loss": [1.0]}))
+    config = load_config("quick", environ={}, lr_schedule=lr_schedule)
+    batches = SimpleNamespace(cardinality=lambda: 3)
+    mine = keras.callbacks.TerminateOnNaN()
+    run_phase(model, batches, config, mine)
+    assert len(fits) == 1 and fits[0]["callbacks"][0] is mine  # the caller's come first
+    return fits[0]["callbacks"]
+
+
+def cached_head_phase(model, batches, config, callback, monkeypatch):
+    """Phase 1 on cached features, with the feature extraction replaced by `batches`."""
+    monkeypatch.setattr(speed, "feature_datasets", lambda *args: (batches, None))
+    images = (np.zeros((2, 32, 32, 3), np.uint8), np.zeros(2, int))
+    training.train_head_on_cached_features(model, images, images, config, [callback],
+                                           cache_dir="unused")
+
+
+PHASES = {
+    "train_head": lambda model, batches, config, callback, _: train_head(
+        model, batches, None, config, [callback]),
+    "fine_tune": lambda model, batches, config, callback, _: fine_tune(
+        model, batches, None, config, [callback]),
+    "train_from_scratch": lambda model, batches, config, callback, _: training.train_from_scratch(
+        model, batches, None, config, "finetune", [callback]),
+    "train_head_on_cached_features": cached_head_phase,
+}
+
+
+@pytest.mark.parametrize("lr_schedule", ["constant", "cosine", "plateau"])
+@pytest.mark.parametrize("phase", sorted(PHASES))
+def test_the_plateau_schedule_gives_fit_a_reduce_lr_on_plateau_and_no_other_does(
+        monkeypatch, untrained_model, phase, lr_schedule):
+    callbacks = callbacks_given_to_fit(
+        monkeypatch, lambda *args: PHASES[phase](*args, monkeypatch), untrained_model, lr_schedule)
+    plateaus = [c for c in callbacks if isinstance(c, keras.callbacks.ReduceLROnPlateau)]
+    assert len(plateaus) == (lr_schedule == "plateau")
+    if plateaus:
+        assert plateaus[0].monitor == "val_loss" and plateaus[0].factor == 0.2
 
 
 def test_nan_loss_stops_training_with_a_clear_error():
