@@ -225,7 +225,6 @@ def test_set_up_cell_exports_colabs_run_folder_for_command_line_runs(monkeypatch
     assert mounted == [] and os.environ["CIFAR_RUNS_DIR"] == ""  # Kaggle keeps /kaggle/working
 
 
-
 def test_set_up_cell_says_what_to_do_when_drive_is_not_mounted(monkeypatch, capsys):
     """A refused Drive mount (Colab raises e.g. MessageError) stops with one sentence, and
     USE_DRIVE outside Colab says it is ignored."""
@@ -255,6 +254,7 @@ def test_set_up_cell_says_what_to_do_when_drive_is_not_mounted(monkeypatch, caps
     monkeypatch.delitem(sys.modules, "google.colab")  # a local Jupyter
     exec(compile(set_up, "set-up cell, not in Colab", "exec"), {})
     assert "USE_DRIVE applies only in Colab" in capsys.readouterr().out
+
 
 def test_run_store_note_precedes_the_set_up_in_every_notebook():
     """Colab (Drive) and Kaggle (its own /kaggle/working, output as input) said once, at the top."""
