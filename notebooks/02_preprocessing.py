@@ -152,10 +152,11 @@ print(f"train {x_train.shape} {x_train.dtype}, validation {x_val.shape}, test {x
 # of a kind it never saw in training, so every later layer works on the wrong features.
 #
 # Keras documents the rule in `keras.applications.resnet50.preprocess_input`. Keras calls it the
-# "caffe" convention, after the framework the original ResNet models were released in: **reverse
-# the channels (RGB → BGR), subtract the ImageNet mean of each channel, and do not scale**. Let's follow one real pixel. We pick the
-# automobile with the most red compared with blue among the training images, and its pixel with
-# the most red compared with blue: with red and blue far apart, the channel swap is easy to see.
+# "caffe" convention, after the framework the original ResNet models were released in: **reverse the
+# channels (RGB → BGR), subtract the ImageNet mean of each channel, and do not scale**. Let's follow
+# one real pixel. We pick the automobile with the most red compared with blue among the training
+# images, and its pixel with the most red compared with blue: with red and blue far apart, the
+# channel swap is easy to see.
 
 # %%
 cars = np.flatnonzero(y_train == data.class_names.index("automobile"))

@@ -166,9 +166,10 @@ print(describe(config, SETTINGS_USED))  # print(describe(config)) lists all sett
 # **Why.** In phase 2 about 23.8 million weights learn from 45,000 images: enough capacity to
 # memorise the training set, which shows up as a training accuracy that keeps rising while the
 # validation accuracy stalls. Augmentation shows the network a slightly different version of each
-# image in every epoch — mirrored, shifted by a few pixels. A cat moved three pixels to the left
-# is still a cat, so the label stays right, but memorising exact pixels no longer works. The recipe (random crops after padding by 4 pixels, plus horizontal flips) is
-# the standard one for CIFAR-10 since the ResNet paper (He et al., 2016).
+# image in every epoch — mirrored, shifted by a few pixels. A cat moved three pixels to the left is
+# still a cat, so the label stays right, but memorising exact pixels no longer works. The recipe
+# (random crops after padding by 4 pixels, plus horizontal flips) is the standard one for CIFAR-10
+# since the ResNet paper (He et al., 2016).
 #
 # **How.** Two Keras preprocessing layers, grouped in a small model named `augment`:
 
@@ -178,13 +179,13 @@ show_source(augmentation)
 # %% [markdown]
 # `RandomTranslation` by up to 12.5% (4 of 32 pixels) with `fill_mode="constant"` is close to
 # padding plus a random crop (the extreme ±4-pixel shifts are rarer): the uncovered border becomes
-# black. `interpolation="nearest"` makes every shift a
-# whole number of pixels: the default (bilinear) would shift by fractions of a pixel and average
-# neighbouring pixels, blurring images that have only 32×32 pixels to begin with. No rotation
-# either, for the same reason. Only horizontal flips: an upside-down ship is not a CIFAR-10 image. The layers sit *inside* the model, right after the input, so they run on
-# every batch during `fit` — and do nothing in `evaluate` and `predict`, which call them with
-# `training=False`. Here is one training image and what the `augment` layer makes of it in four
-# training steps:
+# black. `interpolation="nearest"` makes every shift a whole number of pixels: the default
+# (bilinear) would shift by fractions of a pixel and average neighbouring pixels, blurring images
+# that have only 32×32 pixels to begin with. No rotation either, for the same reason. Only
+# horizontal flips: an upside-down ship is not a CIFAR-10 image. The layers sit *inside* the model,
+# right after the input, so they run on every batch during `fit` — and do nothing in `evaluate` and
+# `predict`, which call them with `training=False`. Here is one training image and what the
+# `augment` layer makes of it in four training steps:
 
 # %%
 data, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config)
