@@ -489,14 +489,23 @@ def test_a_fallback_does_not_replace_phases_made_with_the_real_weights(fast_copy
     assert any("weights 'imagenet' -> 'none'" in line for line in lines), lines
 
 
+def record_finished(folder, config, resolved, phases=("head",), settings=None):
+    """A run store in `folder` recording `phases` as finished with `settings` (else this config's)
+    and `resolved` inputs; the model files are stand-ins."""
+    store = RunStore.open(folder, config, resolved)
+    for phase in phases:
+        store.finished[phase] = {"settings": settings or store.settings(phase),
+                                 "resolved": resolved, "record": {}}
+        store.model_file(phase).write_bytes(b"a saved model")
+    store.save()
+    return store
+
+
 def test_a_refusal_names_every_input_that_fell_back(tmp_path):
     """A laptop with neither CIFAR-10 nor the ImageNet file: one message says both."""
     config = load_config("quick", environ={}, out=str(tmp_path))
     real = {"data": "50000+10000 images, blake2b 1", "weights": "imagenet"}
-    store = RunStore.open(tmp_path, config, real)
-    store.finished["head"] = {"settings": store.settings("head"), "resolved": real, "record": {}}
-    store.save()
-    store.model_file("head").write_bytes(b"a saved model")
+    store = record_finished(tmp_path, config, real)
     fallback = {"data": "1000+200 images, blake2b 2", "weights": "none"}
     with pytest.raises(OutputError, match="set data to sample and weights to none"):
         RunStore.open(tmp_path, config, fallback, fell_back=("data", "weights"))
@@ -508,32 +517,22 @@ def test_a_setting_added_since_a_phase_was_recorded_counts_as_its_default(tmp_pa
     """A new setting (its default keeps the old behaviour) must not retrain every existing run,
     e.g. a Colab student's runs on Drive after the set-up cell installs a newer course."""
     config = load_config("quick", environ={}, out=str(tmp_path))
-    store = RunStore.open(tmp_path, config, {"data": "sample"})
-    recorded = {k: v for k, v in store.settings("head").items() if k != "label_smoothing"}
-    store.finished["head"] = {"settings": recorded, "resolved": {"data": "sample"}, "record": {}}
-    store.save()
-    store.model_file("head").write_bytes(b"a saved model")
+    recorded = {k: v for k, v in RunStore(tmp_path, config).settings("head").items()
+                if k != "label_smoothing"}
+    record_finished(tmp_path, config, {"data": "sample"}, settings=recorded)
     assert set(RunStore.open(tmp_path, config, {"data": "sample"}).finished) == {"head"}
     smoothed = dataclasses.replace(config, label_smoothing=0.1)
     reopened = RunStore.open(tmp_path, smoothed, {"data": "sample"})
     assert reopened.finished == {} and "label_smoothing 0.0 -> 0.1" in reopened.notes[0]
     recorded["old_setting"] = 1  # a setting removed since: not kept, and said why
-    store = RunStore.open(tmp_path, config, {"data": "sample"})
-    store.finished["head"] = {"settings": recorded, "resolved": {"data": "sample"}, "record": {}}
-    store.save()
-    store.model_file("head").write_bytes(b"a saved model")
+    record_finished(tmp_path, config, {"data": "sample"}, settings=recorded)
     reopened = RunStore.open(tmp_path, config, {"data": "sample"})
     assert reopened.finished == {} and "old_setting 1 -> None" in reopened.notes[0]
 
 
 def finished_run(folder, config, resolved):
-    """A run store in `folder` recording both phases as finished (model files are stand-ins)."""
-    store = RunStore.open(folder, config, resolved)
-    for phase in ("head", "finetune"):
-        store.finished[phase] = {"settings": store.settings(phase), "resolved": resolved,
-                                 "record": {}}
-        store.model_file(phase).write_bytes(b"a saved model")
-    store.save()
+    """A finished run in `folder`: both phases recorded (`record_finished`) and its results."""
+    store = record_finished(folder, config, resolved, phases=("head", "finetune"))
     (folder / "metrics.json").write_text("{}")
     return store
 
