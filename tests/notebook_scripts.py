@@ -41,13 +41,14 @@ def solutions(stem: str) -> list[str]:
             for code in re.findall(r"^```python\n(.*?)^```", cell.source, re.M | re.S)]
 
 
-def run_notebook_with_solutions(stem: str, runs_dir: Path) -> subprocess.CompletedProcess:
-    """Execute notebooks/<stem>.py, then each solution after it, as a student would at the end;
-    each solution first prints `=== solution N ===`."""
+def run_notebook_with_solutions(stem: str, runs_dir: Path,
+                                script_dir: Path) -> subprocess.CompletedProcess:
+    """Execute notebooks/<stem>.py, then each solution after it, as a student would at the end
+    (the script written to `script_dir`); each solution first prints `=== solution N ===`."""
     script = (NOTEBOOKS / f"{stem}.py").read_text() + "".join(
         f"\n# %%\nprint('=== solution {number} ===', flush=True)\n{code}"
         for number, code in enumerate(solutions(stem), 1))
-    path = runs_dir / f"{stem}_with_solutions.py"
+    path = script_dir / f"{stem}_with_solutions.py"
     path.write_text(script)
     return run_script(path, runs_dir)
 
