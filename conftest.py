@@ -50,9 +50,10 @@ def process_group(nodeid: str) -> str:
 
 def pytest_xdist_make_scheduler(config, log):
     """Test files spread over processes as --dist=loadfile does, grouped by process_group, and
-    queued in collection order: the notebooks (the longest groups) first. pytest-xdist 3.6+
-    queues the groups with the most tests first instead, which leaves the files of one long test
-    (the 64-pixel chain, the GPU check) to the end, each alone on one process."""
+    queued in collection order: the notebooks (the longest groups) first. By default pytest-xdist
+    queues the groups with the most tests first, which leaves the files of one long test (the
+    64-pixel chain, the GPU check) to the end, each alone on one process; before 3.8 (the oldest
+    environment's 3.5.0) it always does, and this setting has no effect there."""
     from xdist.scheduler import LoadScopeScheduling
 
     config.option.loadscopereorder = False
