@@ -50,16 +50,21 @@ def process_group(nodeid: str) -> str:
 
 def pytest_xdist_make_scheduler(config, log):
     """Test files spread over processes as --dist=loadfile does, grouped by process_group, and
-    queued in collection order: the notebooks (the longest groups) first. By default pytest-xdist
-    queues the groups with the most tests first, which leaves the files of one long test (the
-    64-pixel chain, the GPU check) to the end, each alone on one process; before 3.8 (the oldest
-    environment's 3.5.0) it always does, and this setting has no effect there."""
+    queued in collection order: the notebooks (the longest groups) first. pytest-xdist queues
+    the groups with the most tests first (before 3.8 always, since then by default), which leaves
+    the files of one long test (the 64-pixel chain, the GPU check) to the end, each alone."""
     from xdist.scheduler import LoadScopeScheduling
-
-    config.option.loadscopereorder = False
 
     class ProcessGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return process_group(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            first_seen: dict[str, int] = {}
+            for nodeid in self.collection:
+                first_seen.setdefault(process_group(nodeid), len(first_seen))
+            for group in sorted(self.workqueue, key=first_seen.__getitem__):
+                self.workqueue.move_to_end(group)
+            super()._assign_work_unit(node)
 
     return ProcessGroups(config, log)
