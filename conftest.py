@@ -1,5 +1,6 @@
 """Test-session defaults: quick profile for the notebooks (nbval kernels inherit this environment)."""
 
+import functools
 import os
 import re
 import shutil
@@ -59,11 +60,16 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             return process_group(nodeid)
 
-        def _assign_work_unit(self, node) -> None:
-            first_seen: dict[str, int] = {}
+        @functools.cached_property
+        def collection_order(self) -> dict[str, int]:
+            """Each group's place in the queue: where its first test was collected."""
+            order: dict[str, int] = {}
             for nodeid in self.collection:
-                first_seen.setdefault(process_group(nodeid), len(first_seen))
-            for group in sorted(self.workqueue, key=first_seen.__getitem__):
+                order.setdefault(process_group(nodeid), len(order))
+            return order
+
+        def _assign_work_unit(self, node) -> None:
+            for group in sorted(self.workqueue, key=self.collection_order.__getitem__):
                 self.workqueue.move_to_end(group)
             super()._assign_work_unit(node)
 
