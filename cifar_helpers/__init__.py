@@ -1,7 +1,7 @@
 """Helpers for the CIFAR-10 transfer-learning course (ResNet50, two-phase fine-tuning).
 
 The core: `config`, `errors`, `network`, `data`, `model`, `training` (the two phases),
-`pipeline` (the one way every caller trains) with `run_store` and `resume`, `speed` and
+`pipeline` (the one way every caller trains) with `run_store`, `run_lock` and `resume`, `speed` and
 `fast_ops`, `evaluation`, `plots`, `report`, `study`, `cli`, `files`. Helpers that exist only
 for the lessons live in `cifar_helpers.lessons`: `course` (notebook plumbing), `batchnorm`,
 `exploration`, `analysis`, `calibration`, `gradcam`, `predict_image`.

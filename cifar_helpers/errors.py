@@ -34,6 +34,10 @@ class FallbackRefusedError(OutputError):
     here: training would replace them, so the folder is refused."""
 
 
+class RunFolderBusyError(OutputError):
+    """Another run is training in the run folder (its lock is alive)."""
+
+
 class TrainingError(CifarHelpersError):
     """Training diverged (NaN or infinite loss) or cannot continue."""
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import Config, validate
 from .errors import LossNotFiniteError, TrainingError
+from .run_lock import run_lock
 from .run_store import PHASES, RunStore, later_phases, write_failures_as_output_errors
 
 if TYPE_CHECKING:
@@ -103,13 +104,12 @@ class Pipeline:
             import tensorflow as tf
             tf.config.experimental.enable_op_determinism()
         self.inputs = load_inputs(config)
-        self.store = RunStore.open(config.out, config, resolved={
+        self.resolved = {  # what 'auto' settings became here, for the run store
             "data": self.inputs.data_identity, "weights": weights_identity(self.inputs.weights),
             "precision": self.precision, "keras": keras.__version__,  # saved models' format
             "distribute": self.devices["strategy"], "replicas": self.devices["replicas"],
-            "fast_ops": self.fast_ops}, fell_back=self.inputs.fell_back)
-        for note in self.store.notes:
-            log(note)
+            "fast_ops": self.fast_ops}
+        self.store = self._open_store()
         self.model: keras.Model | None = None
         self.model_state: str | None = None  # the last phase whose weights the model holds
         self.resumed = False
@@ -146,24 +146,39 @@ class Pipeline:
         (the CLI restarts a finished run; notebook 03 retrains phase 1, notebook 04 phase 2).
         """
         wanted = PHASES[:PHASES.index(upto) + 1]
-        if restart_from and upto in self.store.finished:
-            self.log(f"{self.store.folder} holds the finished '{restart_from}' phase with these "
-                     f"settings: training it again (restart_from), which replaces it and any "
-                     "later phase")
-            self.store.restart_from(restart_from)
-            if self.model_state in later_phases(restart_from):
-                self.model = None  # it holds weights trained after the restart point
-        self.resumed = bool(self.store.finished or self.store.in_progress)
-        # In the strategy's scope every variable (model, optimizer, restored state) is mirrored.
-        with write_failures_as_output_errors(self.store.folder), self.strategy.scope():
-            self._restore_finished(wanted)
-            for phase in wanted:
-                if phase in self.store.finished:
-                    self.log(f"\n== {self.title(phase)}: finished before, loaded from "
-                             f"{self.store.model_file(phase)} ==")
-                else:
-                    self._train(phase)
+        folder = self.store.folder
+        with run_lock(folder, self.log), write_failures_as_output_errors(folder):
+            self.store = self._open_store(said=self.store.notes)  # as the last run left it
+            if restart_from and upto in self.store.finished:
+                self._restart_from(restart_from)
+            self.resumed = bool(self.store.finished or self.store.in_progress)
+            # In the strategy's scope every variable (model, optimizer, restored state) is mirrored.
+            with self.strategy.scope():
+                self._restore_finished(wanted)
+                for phase in wanted:
+                    if phase in self.store.finished:
+                        self.log(f"\n== {self.title(phase)}: finished before, loaded from "
+                                 f"{self.store.model_file(phase)} ==")
+                    else:
+                        self._train(phase)
         return self.model
+
+    def _open_store(self, said: Sequence[str] = ()) -> RunStore:
+        """The run folder as it is now (another run may have trained there since this pipeline
+        last looked), logging its notes that were not `said` before."""
+        store = RunStore.open(self.config.out, self.config, self.resolved, self.inputs.fell_back)
+        for note in store.notes:
+            if note not in said:
+                self.log(note)
+        return store
+
+    def _restart_from(self, phase: str) -> None:
+        """Forget a finished `phase` and every later one, to train them again."""
+        self.log(f"{self.store.folder} holds the finished '{phase}' phase with these settings: "
+                 "training it again (restart_from), which replaces it and any later phase")
+        self.store.restart_from(phase)
+        if self.model_state in later_phases(phase):
+            self.model = None  # it holds weights trained after the restart point
 
     def title(self, phase: str) -> str:
         """What a phase does in this configuration's recipe, for the log."""

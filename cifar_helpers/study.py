@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from .config import Config, fingerprint, with_new_defaults
+from .run_lock import run_lock
 from .run_store import write_failures_as_output_errors
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def run_study(config: Config, log: Callable[[str], None] = print,
     pipeline = Pipeline(config, log, verbose, callbacks)
     folder = pipeline.store.folder
     try:
-        with write_failures_as_output_errors(folder):
+        with run_lock(folder, log), write_failures_as_output_errors(folder):
             finished = finished_with(folder / RESULT_MARKER, config)  # else resume or evaluate
             if finished:
                 log(f"{folder} holds a finished run with these settings: training both phases "

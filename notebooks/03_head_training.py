@@ -303,7 +303,9 @@ show_source(train_head)
 # restarts, the runtime disconnects), run the notebook again **from the top**: this cell alone
 # would fail, because the variables of the cells above are gone. Phase 1 then resumes from its
 # last finished epoch, as long as the run folder survived: in Colab a recycled VM loses
-# `/content/runs`, so resuming there needs `USE_DRIVE = True` (first code cell).
+# `/content/runs`, so resuming there needs `USE_DRIVE = True` (first code cell). While it trains,
+# the run folder is locked: this notebook or 04 run in a second tab on the same folder stops with
+# a message naming this run, instead of training the same phase twice.
 #
 # `restart_from="head"` trains phase 1 again even if the run folder already holds one (this is
 # the lesson, after all), and it **throws away every later phase** in that folder: if you ran

@@ -35,6 +35,7 @@ def test_killed_in_each_phase_then_resumed_loses_nothing(tmp_path):
     second = train(out, kill_after="finetune:1")
     assert second.returncode == -signal.SIGKILL, second.stderr[-2000:]
     assert "Phase 1: training the head on the frozen base: resuming" in second.stdout
+    assert "taking over the lock of a run that has ended" in second.stdout  # the killed one's
     assert not (out / "metrics.json").exists() and (out / "phase1.keras").exists()
 
     third = train(out)
