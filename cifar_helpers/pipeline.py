@@ -194,7 +194,7 @@ class Pipeline:
         return self.store.history(upto)
 
     def _restore_finished(self, wanted: tuple[str, ...]) -> None:
-        """Give the model the weights of the last finished phase it needs (building it if needed)."""
+        """Give the model the weights of the last finished phase it needs (built if needed)."""
         done = [phase for phase in wanted if phase in self.store.finished]
         if self.model is None:
             self.build_model(weights=None if done else True)

@@ -146,6 +146,7 @@ def test_a_second_cli_run_in_the_same_folder_is_refused_while_the_first_trains(t
         first.kill()
         first.wait()
     assert second.returncode != 0
-    assert (f"{out} is in use: another run is training there (process {first.pid} on "
-            f"{socket.gethostname()}, `python -m cifar_helpers train --profile quick") in second.stderr
+    said = (f"{out} is in use: another run is training there (process {first.pid} on "
+            f"{socket.gethostname()}, `python -m cifar_helpers train --profile quick")
+    assert said in second.stderr, second.stderr[-2000:]
     assert "Traceback" not in second.stderr, second.stderr[-2000:]
