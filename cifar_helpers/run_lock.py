@@ -34,19 +34,19 @@ _held: set[Path] = set()  # folders whose lock this process holds
 @contextlib.contextmanager
 def run_lock(folder: str | os.PathLike, log: Callable[[str], None] = print) -> Iterator[None]:
     """Hold the run folder's lock while the block runs (a nested call in one process shares it)."""
-    folder = Path(folder).resolve()
-    if folder in _held:
+    folder, key = Path(folder), Path(folder).resolve()
+    if key in _held:
         yield
         return
     me = acquire(folder, log)
     stop = threading.Event()
     beat = threading.Thread(target=keep_alive, args=(folder / LOCK_FILE, me, stop), daemon=True)
-    _held.add(folder)
+    _held.add(key)
     beat.start()
     try:
         yield
     finally:
-        _held.discard(folder)
+        _held.discard(key)
         stop.set()
         beat.join()
         release(folder / LOCK_FILE, me)
