@@ -109,10 +109,16 @@ def holder_alive(holder: dict) -> bool:
     """Whether the run named by a lock may still be working."""
     if seconds_quiet(holder) > STALE_SECONDS:
         return False
-    if holder.get("host") == socket.gethostname():
-        pid = holder.get("pid")
-        return pid != os.getpid() and process_exists(pid)  # our own pid: left by this process
-    return True
+    if not process_visible(holder):
+        return True
+    pid = holder.get("pid")
+    return pid != os.getpid() and process_exists(pid)  # our own pid: left by this process
+
+
+def process_visible(holder: dict) -> bool:
+    """Whether this machine can tell if a lock's process still runs: its own, and POSIX (on
+    Windows os.kill would end the process), so elsewhere only the heartbeat counts."""
+    return holder.get("host") == socket.gethostname() and os.name == "posix"
 
 
 def seconds_quiet(holder: dict) -> float:
@@ -124,11 +130,9 @@ def seconds_quiet(holder: dict) -> float:
 
 
 def process_exists(pid: object) -> bool:
-    """Whether a process with this id runs on this machine (always assumed where unknowable)."""
+    """Whether a process with this id runs on this machine (POSIX)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
-    if os.name != "posix":  # Windows' os.kill would end the process: rely on the heartbeat
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -172,7 +176,7 @@ def busy_message(folder: Path, holder: dict) -> str:
             "in one folder would overwrite each other's backups and models. Wait until it has "
             "finished (or stop it) and run again, or train into another folder (--out, or out= "
             "in load_config).")
-    if holder.get("host") != socket.gethostname() or os.name != "posix":
+    if not process_visible(holder):
         text += (f" If that run is gone (a Colab runtime that disconnected), its lock counts as "
                  f"ended {STALE_SECONDS:.0f} s after its last sign of life: run again then.")
     return text
