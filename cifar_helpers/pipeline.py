@@ -147,7 +147,7 @@ class Pipeline:
         """
         wanted = PHASES[:PHASES.index(upto) + 1]
         folder = self.store.folder
-        with run_lock(folder, self.log), write_failures_as_output_errors(folder):
+        with write_failures_as_output_errors(folder), run_lock(folder, self.log):
             self.store = self._open_store(said=self.store.notes)  # as the last run left it
             if restart_from and upto in self.store.finished:
                 self._restart_from(restart_from)

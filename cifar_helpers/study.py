@@ -101,7 +101,7 @@ def run_study(config: Config, log: Callable[[str], None] = print,
     pipeline = Pipeline(config, log, verbose, callbacks)
     folder = pipeline.store.folder
     try:
-        with run_lock(folder, log), write_failures_as_output_errors(folder):
+        with write_failures_as_output_errors(folder), run_lock(folder, log):
             finished = finished_with(folder / RESULT_MARKER, config)  # else resume or evaluate
             if finished:
                 log(f"{folder} holds a finished run with these settings: training both phases "

@@ -150,3 +150,16 @@ def test_a_second_cli_run_in_the_same_folder_is_refused_while_the_first_trains(t
             f"{socket.gethostname()}, `python -m cifar_helpers train --profile quick")
     assert said in second.stderr, second.stderr[-2000:]
     assert "Traceback" not in second.stderr, second.stderr[-2000:]
+
+
+def test_a_full_disk_when_the_lock_is_written_is_one_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    pipeline = open_pipeline(tmp_path / "run")
+
+    def disk_full(lock, me):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(lock_module, "create", disk_full)
+    with pytest.raises(OutputError, match="No space left on device.* free some space") as raised:
+        pipeline.run("head")
+    assert raised.value.__suppress_context__  # no OSError traceback
