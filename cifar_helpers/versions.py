@@ -15,7 +15,7 @@ from typing import Mapping
 
 # name: (oldest supported "major.minor", newest tested "major.minor")
 SUPPORTED = {
-    "python": ("3.10", "3.12"),
+    "python": ("3.10", "3.13"),
     "tensorflow": ("2.17", "2.21"),
     "keras": ("3.4", "3.15"),
 }
