@@ -88,14 +88,16 @@ def naive_epoch_seconds(model, x, y, repeats: int, label: str) -> float:
                        repeats, label)
 
 
-def fast_phase2_model(precision: str, fast_ops: bool = True):
+def fast_phase2_model(precision: str, fast_ops: bool = True, fused_adam: bool | None = None):
     """Our phase-2 model: mixed precision where the hardware has it, matmul convolutions and
-    fused Adam (`fast_ops`), unfrozen but BatchNorm, compiled at the phase-2 learning rate."""
+    fused Adam (`fast_ops`; `fused_adam`, when given, sets the optimizer alone), unfrozen but
+    BatchNorm, compiled at the phase-2 learning rate."""
     config = fast_config(precision=precision, fast_ops="on" if fast_ops else "off")
     with dtype_policy(precision):
         model = build_model_for(config, None)
     unfreeze_base(model)
-    compile_model(model, config.lr_finetune, fused_adam=fast_ops)
+    fused_adam = fast_ops if fused_adam is None else fused_adam
+    compile_model(model, config.lr_finetune, fused_adam=fused_adam)
     return model
 
 

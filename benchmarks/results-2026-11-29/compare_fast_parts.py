@@ -16,9 +16,7 @@ import tensorflow as tf
 
 from cifar_helpers import fast_ops
 from cifar_helpers.data import make_dataset
-from cifar_helpers.model import build_model_for, unfreeze_base
-from cifar_helpers.speed import dtype_policy, resolve_precision
-from cifar_helpers.training import compile_model
+from cifar_helpers.speed import resolve_precision
 
 precision = resolve_precision("auto")
 images = int(os.environ.get("IMAGES", "3840"))
@@ -41,11 +39,7 @@ for name in chosen:
     layers, fused_adam = variants[name]
     fast_ops.FAST_LAYERS.clear()
     fast_ops.FAST_LAYERS.update(layers)
-    config = b.fast_config(precision=precision, fast_ops="on")
-    with dtype_policy(precision):
-        model = build_model_for(config, None)
-    unfreeze_base(model)
-    compile_model(model, config.lr_finetune, fused_adam=fused_adam)
+    model = b.fast_phase2_model(precision, fused_adam=fused_adam)
     data = make_dataset(x, y, bs, shuffle=True, seed=0)
     model.fit(data, epochs=1, verbose=0)  # warm-up epoch: tracing
     models[name] = (model, data)
@@ -54,7 +48,7 @@ for _ in range(int(os.environ.get("REPEATS", "3"))):
         b.median_time(lambda: model.fit(data, epochs=1, verbose=0), 1, name)
 for name in models:
     runs = [r for r in b.RAW if r["what"] == name]
-    ips = images / statistics.median(r["seconds"][0] for r in runs)
-    out[name] = {"ips": round(ips, 1), "share": round(ips * b.TRAIN_FLOPS / 1e9 / peak, 3),
+    rates = b.rates(images / statistics.median(r["seconds"][0] for r in runs), peak)
+    out[name] = {"ips": rates["images_per_second"], "share": rates["share_of_peak"],
                  "each": [(r["seconds"][0], r["cpu_seconds_per_second"][0]) for r in runs]}
 print(json.dumps(out))

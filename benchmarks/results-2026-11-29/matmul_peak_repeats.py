@@ -2,7 +2,9 @@
 
     python matmul_peak_repeats.py
 Prints GFLOP/s, the process's CPU-seconds per wall-second and the machine's steal jiffies
-(/proc/stat) during each timing. Kept as it ran (second session of 2026-11-29).
+(/proc/stat) during each timing. Second session of 2026-11-29: what ran, with its names tidied
+afterwards (same matrices, timings and prints). `benchmark.matmul_peak` is the same product,
+timed without the steal count.
 """
 import time
 
